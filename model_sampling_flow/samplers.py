@@ -1,0 +1,209 @@
+"""Samplers in flow coordinates, each with the k-diffusion signature.
+
+sample_x(model, x, sigmas, extra_args=None, callback=None, disable=None, **options):
+`model(x, sigma, **extra_args)` returns the denoised estimate x0 for flow input
+x = (1 - sigma) * x0 + sigma * noise, sigmas is descending in [0, 1] and usually ends in 0.
+Noise for the stochastic samplers comes from `noise_sampler(sigma, sigma_next)` so hosts can
+plug in their seeds or Brownian trees.
+
+Notation in the comments: alpha = 1 - sigma, lambda = log(alpha / sigma) (log-SNR / 2),
+q = exp(-(lambda_next - lambda)) = sigma_next * alpha / (sigma * alpha_next), which is finite
+(0) at sigma = 1 and at sigma_next = 0, so no step needs an infinite lambda.
+"""
+import math
+import sys
+
+import torch
+
+from .schedule import check_number
+
+
+def _steps(count, disable, label):
+    """range(count) with a small stderr progress bar (stdlib only); disable=True silences it."""
+    show = not disable and count > 0
+    for i in range(count):
+        yield i
+        if show:
+            sys.stderr.write(f"\r{label}: {i + 1}/{count}")
+            if i + 1 == count:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def default_noise_sampler(x, generator=None):
+    def noise_sampler(sigma, sigma_next):
+        return torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=generator)
+    return noise_sampler
+
+
+def _sigma_batch(x, sigma):
+    return sigma * x.new_ones([x.shape[0]])
+
+
+def _flows(sigmas):
+    return [float(s) for s in sigmas]
+
+
+def _check_options(eta=None, s_noise=None, order=None):
+    if eta is not None:
+        check_number("eta", eta, minimum=0.0)
+    if s_noise is not None:
+        check_number("s_noise", s_noise, minimum=0.0)
+    if order is not None and order not in (1, 2, 3, 4):
+        raise ValueError(f"order must be 1, 2, 3 or 4, got {order!r}")
+
+
+def _report(callback, x, i, sigma, denoised):
+    if callback is not None:
+        callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma, "denoised": denoised})
+
+
+def _q(sigma, sigma_next):
+    """exp(-h) for the step sigma -> sigma_next, h the log-SNR/2 increment."""
+    if sigma_next == 0.0 or sigma == 1.0:
+        return 0.0
+    return sigma_next * (1 - sigma) / (sigma * (1 - sigma_next))
+
+
+@torch.no_grad()
+def sample_flow_euler(model, x, sigmas, extra_args=None, callback=None, disable=None):
+    """Euler on dx/dsigma = v. On the flow path it is DDIM: x_next = x0 + (x - x0) * sigma_next / sigma."""
+    extra_args = {} if extra_args is None else extra_args
+    flow = _flows(sigmas)
+    for i in _steps(len(sigmas) - 1, disable, "flow euler"):
+        denoised = model(x, _sigma_batch(x, sigmas[i]), **extra_args)
+        _report(callback, x, i, sigmas[i], denoised)
+        x = denoised + (x - denoised) * (flow[i + 1] / flow[i])
+    return x
+
+
+@torch.no_grad()
+def sample_flow_heun(model, x, sigmas, extra_args=None, callback=None, disable=None):
+    """Heun's method (trapezoidal corrector) in flow time; the step to sigma = 0 is Euler."""
+    extra_args = {} if extra_args is None else extra_args
+    flow = _flows(sigmas)
+    for i in _steps(len(sigmas) - 1, disable, "flow heun"):
+        sigma, sigma_next = flow[i], flow[i + 1]
+        denoised = model(x, _sigma_batch(x, sigmas[i]), **extra_args)
+        _report(callback, x, i, sigmas[i], denoised)
+        velocity = (x - denoised) / sigma
+        x_pred = x + (sigma_next - sigma) * velocity
+        if sigma_next == 0.0:
+            x = x_pred
+            continue
+        denoised_next = model(x_pred, _sigma_batch(x, sigmas[i + 1]), **extra_args)
+        velocity_next = (x_pred - denoised_next) / sigma_next
+        x = x + (sigma_next - sigma) * 0.5 * (velocity + velocity_next)
+    return x
+
+
+@torch.no_grad()
+def sample_flow_euler_ancestral(model, x, sigmas, extra_args=None, callback=None, disable=None,
+                                eta=1.0, s_noise=1.0, noise_sampler=None):
+    """Ancestral Euler, right for flow: step down with DDIM below sigma_next, then re-noise.
+
+    In the VE view (sigma_ve = sigma / alpha) this is k-diffusion's Euler a: a deterministic
+    step to sigma_down, then fresh noise of size sigma_up, with sigma_down^2 + sigma_up^2 =
+    sigma_next^2 and sigma_up = eta * sigma_ve_next * sqrt(1 - q^2). Written in flow
+    coordinates with the ratios up = sigma_up / sigma_ve_next, down = sigma_down / sigma_ve_next:
+        x_next = (sigma_next / sigma) * down * x + alpha_next * (1 - q * down) * x0
+                 + sigma_next * up * s_noise * noise
+    The marginal at sigma_next is exact for an exact x0, for every eta.
+    """
+    _check_options(eta=eta, s_noise=s_noise)
+    extra_args = {} if extra_args is None else extra_args
+    noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
+    flow = _flows(sigmas)
+    for i in _steps(len(sigmas) - 1, disable, "flow euler a"):
+        sigma, sigma_next = flow[i], flow[i + 1]
+        denoised = model(x, _sigma_batch(x, sigmas[i]), **extra_args)
+        _report(callback, x, i, sigmas[i], denoised)
+        if sigma_next == 0.0:
+            x = denoised
+            continue
+        q = _q(sigma, sigma_next)
+        up = min(1.0, eta * math.sqrt(max(0.0, 1 - q * q)))
+        down = math.sqrt(1 - up * up)
+        x = (sigma_next / sigma) * down * x + (1 - sigma_next) * (1 - q * down) * denoised
+        if up > 0:
+            x = x + sigma_next * up * s_noise * noise_sampler(sigmas[i], sigmas[i + 1])
+    return x
+
+
+@torch.no_grad()
+def sample_flow_sde(model, x, sigmas, extra_args=None, callback=None, disable=None,
+                    eta=1.0, s_noise=1.0, noise_sampler=None, second_order=True):
+    """Marginal-preserving SDE solver in log-SNR (the DPM-Solver++ SDE family), in flow coordinates.
+
+    First-order step, exact for the linear part of the reverse SDE whose noise level is eta:
+        x_next = (sigma_next / sigma) * q^eta * x + alpha_next * (1 - q^(1 + eta)) * x0
+                 + sigma_next * sqrt(1 - q^(2 eta)) * s_noise * noise
+    eta = 0 is DDIM (flow Euler). With second_order, the change of x0 between steps adds the
+    multistep midpoint correction in lambda (second order in the drift).
+    """
+    _check_options(eta=eta, s_noise=s_noise)
+    extra_args = {} if extra_args is None else extra_args
+    noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
+    flow = _flows(sigmas)
+    old_denoised, h_last = None, None
+    for i in _steps(len(sigmas) - 1, disable, "flow sde"):
+        sigma, sigma_next = flow[i], flow[i + 1]
+        denoised = model(x, _sigma_batch(x, sigmas[i]), **extra_args)
+        _report(callback, x, i, sigmas[i], denoised)
+        if sigma_next == 0.0:
+            x = denoised
+            continue
+        q = _q(sigma, sigma_next)
+        x = (sigma_next / sigma) * q ** eta * x + (1 - sigma_next) * (1 - q ** (1 + eta)) * denoised
+        h = -math.log(q) if q > 0 else math.inf
+        if second_order and old_denoised is not None and math.isfinite(h) and h_last is not None:
+            x = x + (1 - sigma_next) * (1 - q ** (1 + eta)) * 0.5 * (h / h_last) * (denoised - old_denoised)
+        if eta > 0:
+            x = x + sigma_next * math.sqrt(1 - q ** (2 * eta)) * s_noise * noise_sampler(sigmas[i], sigmas[i + 1])
+        old_denoised = denoised
+        h_last = h if math.isfinite(h) else None
+    return x
+
+
+def _adams_weights(nodes, start, end):
+    """Weights w_j with sum_j w_j * g(nodes[j]) = integral_start^end of the interpolant of g.
+
+    Variable-step Adams-Bashforth: the Lagrange basis over `nodes`, expanded into monomials and
+    integrated exactly, all in Python double precision.
+    """
+    weights = []
+    for j, node_j in enumerate(nodes):
+        coeffs, denominator = [1.0], 1.0
+        for m, node_m in enumerate(nodes):
+            if m == j:
+                continue
+            coeffs = [0.0] + coeffs
+            for k in range(len(coeffs) - 1):
+                coeffs[k] -= node_m * coeffs[k + 1]
+            denominator *= node_j - node_m
+        weights.append(sum(c * (end ** (k + 1) - start ** (k + 1)) / (k + 1)
+                           for k, c in enumerate(coeffs)) / denominator)
+    return weights
+
+
+@torch.no_grad()
+def sample_flow_multistep(model, x, sigmas, extra_args=None, callback=None, disable=None, order=3):
+    """Variable-step Adams-Bashforth multistep on dx/dsigma = v in flow time, one model call a step.
+
+    The velocity along a flow path is smooth in sigma all the way to sigma = 1 (unlike eps in
+    the VE view, where sigma = 1 is at infinity), so the polynomial through the last `order`
+    velocities, integrated over the step, is accurate from the very first steps; this matters
+    most for the long last step to sigma = 0 that short schedules end with.
+    """
+    _check_options(order=order)
+    extra_args = {} if extra_args is None else extra_args
+    flow = _flows(sigmas)
+    history = []
+    for i in _steps(len(sigmas) - 1, disable, "flow multistep"):
+        sigma, sigma_next = flow[i], flow[i + 1]
+        denoised = model(x, _sigma_batch(x, sigmas[i]), **extra_args)
+        _report(callback, x, i, sigmas[i], denoised)
+        history = (history + [(sigma, (x - denoised) / sigma)])[-order:]
+        weights = _adams_weights([node for node, _ in history], sigma, sigma_next)
+        x = x + sum(w * velocity for w, (_, velocity) in zip(weights, history))
+    return x

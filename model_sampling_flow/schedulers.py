@@ -1,0 +1,175 @@
+"""Sigma sequences for a model sampling: descending, in that model sampling's view, ending in 0.
+
+Every scheduler ComfyUI also has (simple, sgm_uniform, normal, beta, karras, exponential) gives
+the same output as ComfyUI's for the same model sampling object. karras and exponential are
+defined on VE sigmas (exponential is uniform in log-SNR there); for the native flow view they
+are computed in the VE view and mapped back, with the first sigma restored to exactly 1.
+`flow_shift` is the trainers' own inference schedule: the time shift of a uniform grid.
+"""
+import math
+
+import torch
+
+from .schedule import check_choice, check_number, time_shift
+from .views import sigma_from_ve, sigma_to_ve
+
+
+def _steps(steps):
+    check_number("steps", steps, minimum=1)
+    if int(steps) != steps:
+        raise ValueError(f"steps must be an integer, got {steps!r}")
+    return int(steps)
+
+
+def _to_view(model_sampling, flow_sigmas):
+    """Flow sigmas (descending, last 0) as sigmas of the model sampling's view."""
+    if getattr(model_sampling, "view", "flow") == "ve":
+        cap = model_sampling.sigma_cap
+        return [float(sigma_to_ve(s, cap=cap)) for s in flow_sigmas]
+    return list(flow_sigmas)
+
+
+def _time(model_sampling, sigma):
+    """Continuous 1000*sigma timestep of a view sigma, the scale ComfyUI's normal scheduler uses."""
+    return float(model_sampling.flow_sigma(sigma)) * model_sampling.multiplier
+
+
+def simple(model_sampling, steps):
+    """Every (1000 / steps)-th table entry from the top."""
+    steps = _steps(steps)
+    table = model_sampling.sigmas
+    stride = len(table) / steps
+    return torch.FloatTensor([float(table[-(1 + int(k * stride))]) for k in range(steps)] + [0.0])
+
+
+def _linear_in_time(model_sampling, steps, sgm):
+    start = _time(model_sampling, model_sampling.sigma_max)
+    end = _time(model_sampling, model_sampling.sigma_min)
+    if sgm:
+        times = torch.linspace(start, end, steps + 1)[:-1]
+    else:
+        times = torch.linspace(start, end, steps)
+    return torch.FloatTensor([float(model_sampling.sigma(t)) for t in times] + [0.0])
+
+
+def normal(model_sampling, steps):
+    """Uniform in timestep from sigma_max to sigma_min, then 0."""
+    return _linear_in_time(model_sampling, _steps(steps), sgm=False)
+
+
+def sgm_uniform(model_sampling, steps):
+    """Uniform in timestep over steps + 1 points, the last dropped for 0 (SGM / SD3 convention)."""
+    return _linear_in_time(model_sampling, _steps(steps), sgm=True)
+
+
+def _regularized_incomplete_beta(x, a, b):
+    """I_x(a, b) by its continued fraction (modified Lentz), using the symmetry for convergence."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    if x > (a + 1) / (a + b + 2):
+        return 1.0 - _regularized_incomplete_beta(1.0 - x, b, a)
+    log_front = a * math.log(x) + b * math.log1p(-x) - math.log(a) \
+        - (math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b))
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    fraction = d
+    for m in range(1, 500):
+        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            fraction *= c * d
+        if abs(c * d - 1.0) < 1e-15:
+            break
+    return math.exp(log_front) * fraction
+
+
+def beta_ppf(p, a, b):
+    """Inverse CDF of the Beta(a, b) distribution, by bisection to double precision."""
+    lo, hi = 0.0, 1.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if _regularized_incomplete_beta(mid, a, b) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-16:
+            break
+    return 0.5 * (lo + hi)
+
+
+def beta(model_sampling, steps, alpha=0.6, beta=0.6):
+    """Table entries at Beta(alpha, beta) quantiles of the timestep axis (arXiv 2407.12173)."""
+    steps = _steps(steps)
+    alpha = check_number("alpha", alpha, minimum=0.0, strict_minimum=True)
+    beta = check_number("beta", beta, minimum=0.0, strict_minimum=True)
+    last_index = len(model_sampling.sigmas) - 1
+    sigmas, previous = [], None
+    for k in range(steps):
+        index = round(beta_ppf(1.0 - k / steps, alpha, beta) * last_index)
+        if index != previous:
+            sigmas.append(float(model_sampling.sigmas[index]))
+        previous = index
+    return torch.FloatTensor(sigmas + [0.0])
+
+
+def _ve_bounds(model_sampling):
+    if getattr(model_sampling, "view", "flow") == "ve":
+        return float(model_sampling.sigma_min), float(model_sampling.sigma_max)
+    cap = float(time_shift(model_sampling.shift, 1.0 - 1e-4))
+    return float(sigma_to_ve(float(model_sampling.sigma_min), cap=cap)), float(sigma_to_ve(1.0, cap=cap))
+
+
+def _from_ve(model_sampling, ve_sigmas):
+    if getattr(model_sampling, "view", "flow") == "ve":
+        return torch.FloatTensor(ve_sigmas)
+    flow = [float(sigma_from_ve(s)) for s in ve_sigmas]
+    flow[0] = 1.0
+    return torch.FloatTensor(flow)
+
+
+def karras(model_sampling, steps, rho=7.0):
+    """Karras et al. (2022) on VE sigmas: uniform in sigma_ve^(1/rho)."""
+    steps = _steps(steps)
+    rho = check_number("rho", rho, minimum=0.0, strict_minimum=True)
+    sigma_min, sigma_max = _ve_bounds(model_sampling)
+    ramp = torch.linspace(0, 1, steps)
+    ve = (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
+    return _from_ve(model_sampling, [float(s) for s in ve] + [0.0])
+
+
+def exponential(model_sampling, steps):
+    """Uniform in log sigma_ve, i.e. uniform in log-SNR."""
+    steps = _steps(steps)
+    sigma_min, sigma_max = _ve_bounds(model_sampling)
+    ve = torch.linspace(math.log(sigma_max), math.log(sigma_min), steps).exp()
+    return _from_ve(model_sampling, [float(s) for s in ve] + [0.0])
+
+
+def flow_shift(model_sampling, steps):
+    """sigma = time_shift(shift, t) on a uniform grid t = 1 .. 0: the trainers' inference schedule."""
+    steps = _steps(steps)
+    flow = [float(time_shift(model_sampling.shift, 1.0 - k / steps)) for k in range(steps + 1)]
+    return torch.FloatTensor(_to_view(model_sampling, flow))
+
+
+SCHEDULERS = {
+    "simple": simple,
+    "sgm_uniform": sgm_uniform,
+    "normal": normal,
+    "beta": beta,
+    "karras": karras,
+    "exponential": exponential,
+    "flow_shift": flow_shift,
+}
+
+
+def get_sigmas(model_sampling, scheduler, steps):
+    """Sigmas for `steps` steps of the named scheduler, in the model sampling's view."""
+    check_choice("scheduler", scheduler, SCHEDULERS)
+    return SCHEDULERS[scheduler](model_sampling, steps)

@@ -1,0 +1,85 @@
+"""Conversions between parameterisations of one flow model, each paired with its inverse.
+
+Flow coordinates: x = (1 - sigma) * x0 + sigma * noise, velocity v = noise - x0.
+VE view: sigma_ve = sigma / (1 - sigma), x_ve = x / (1 - sigma) = x0 + sigma_ve * noise,
+with the denoised estimate unchanged. In the VE view a flow model is, exactly, a
+variance-exploding model, so every sampler written for VE/EDM models (Euler a, DPM++ SDE,
+DDPM, ...) and the webui img2img rule `x + sigma * noise` are right for it unchanged.
+"""
+import torch
+
+from .schedule import time_shift
+
+# sigma = 1 has no VE image (sigma_ve = inf). The VE view caps unshifted time at 1 - 1e-4, a tenth
+# of one table step, so the capped sigma stays strictly above the table's next entry at any shift
+# (hosts need strictly increasing tables). A sampler started there from pure noise misses a
+# (1 - sigma_cap) share of x0, under 1e-4 of the data scale; bench.py measures it on the first step.
+VE_CAP_TIME = 1.0 - 1e-4
+
+
+def ve_sigma_cap(shift):
+    """Largest flow sigma the VE view represents for a table with this shift."""
+    return time_shift(shift, VE_CAP_TIME)
+
+
+def _clamp(sigma, cap):
+    if isinstance(sigma, torch.Tensor):
+        return sigma.clamp(max=cap)
+    return min(sigma, cap)
+
+
+def _shape(sigma, like):
+    """Broadcast a per-sample sigma (scalar or batch vector) against a tensor like `like`."""
+    if isinstance(sigma, torch.Tensor) and sigma.ndim == 1 and like.ndim > 1:
+        return sigma.reshape(sigma.shape + (1,) * (like.ndim - 1))
+    return sigma
+
+
+# velocity <-> denoised
+def denoised_from_velocity(x, sigma, velocity):
+    """x0 = x - sigma * v."""
+    return x - _shape(sigma, x) * velocity
+
+
+def velocity_from_denoised(x, sigma, denoised):
+    """v = (x - x0) / sigma, for sigma > 0."""
+    return (x - denoised) / _shape(sigma, x)
+
+
+# eps <-> velocity
+def eps_from_velocity(x, sigma, velocity):
+    """noise = x + (1 - sigma) * v."""
+    return x + (1 - _shape(sigma, x)) * velocity
+
+
+def velocity_from_eps(x, sigma, eps):
+    """v = (noise - x) / (1 - sigma), for sigma < 1."""
+    return (eps - x) / (1 - _shape(sigma, x))
+
+
+def denoised_from_eps(x, sigma, eps):
+    """x0 = (x - sigma * noise) / (1 - sigma), for sigma < 1."""
+    sigma = _shape(sigma, x)
+    return (x - sigma * eps) / (1 - sigma)
+
+
+# flow <-> VE view
+def sigma_to_ve(sigma, cap=None):
+    """sigma_ve = sigma / (1 - sigma), with sigma first limited to `cap` (default: the shift-1 cap)."""
+    sigma = _clamp(sigma, ve_sigma_cap(1.0) if cap is None else cap)
+    return sigma / (1 - sigma)
+
+
+def sigma_from_ve(sigma_ve):
+    """sigma = sigma_ve / (1 + sigma_ve); exact inverse of sigma_to_ve below the cap."""
+    return sigma_ve / (1 + sigma_ve)
+
+
+def x_to_ve(x, sigma):
+    """x_ve = x / (1 - sigma), for sigma < 1."""
+    return x / (1 - _shape(sigma, x))
+
+
+def x_from_ve(x_ve, sigma_ve):
+    """x = x_ve / (1 + sigma_ve) (= x_ve * (1 - sigma))."""
+    return x_ve / (1 + _shape(sigma_ve, x_ve))
