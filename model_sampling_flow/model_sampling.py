@@ -33,11 +33,12 @@ class FlowModelSampling(torch.nn.Module):
         if int(num_timesteps) != num_timesteps:
             raise ValueError(f"num_timesteps must be an integer, got {num_timesteps!r}")
         self.multiplier = NUM_TIMESTEPS
-        t = torch.arange(1, int(num_timesteps) + 1, 1) / int(num_timesteps)
-        self.register_buffer("sigmas", self._table(time_shift(self.shift, t)))
+        self.register_buffer("sigmas", self._table(int(num_timesteps)))
 
-    def _table(self, flow_sigmas):
-        return flow_sigmas
+    def _table(self, num_timesteps):
+        # the same float32 arithmetic as ComfyUI's ModelSamplingDiscreteFlow, for bit parity
+        t = torch.arange(1, num_timesteps + 1, 1) / num_timesteps
+        return self.sigma(t * self.multiplier)
 
     @property
     def sigma_min(self):
@@ -99,8 +100,10 @@ class FlowVEModelSampling(FlowModelSampling):
 
     view = "ve"
 
-    def _table(self, flow_sigmas):
-        return sigma_to_ve(flow_sigmas, cap=self.sigma_cap)
+    def _table(self, num_timesteps):
+        # float64 first: near sigma = 1, float32 flow sigmas lose the digits that 1 - sigma needs
+        t = torch.arange(1, num_timesteps + 1, 1, dtype=torch.float64) / num_timesteps
+        return sigma_to_ve(time_shift(self.shift, t), cap=self.sigma_cap).float()
 
     @property
     def sigma_cap(self):

@@ -126,4 +126,4 @@ DEFAULT_TIMESTEP_MAPPING = "continuous"
 def sigma_to_timestep(sigma, timestep_mapping=DEFAULT_TIMESTEP_MAPPING):
     """The number the network receives at noise level sigma under a trainer's mapping."""
     check_choice("timestep_mapping", timestep_mapping, TIMESTEP_MAPPINGS)
-    return TIMESTEP_MAPPINGS[timestep_mapping](sigma)
+    return TIMESTEP_MAPPINGS[timestep_mapping](check_sigma(sigma))
