@@ -114,6 +114,10 @@ class FlowVEModelSampling(FlowModelSampling):
         return sigma_from_ve(sigma)
 
     def sigma(self, timestep):
+        if isinstance(timestep, torch.Tensor):
+            # float64 inside: 1 - sigma near the top needs the digits float32 lacks
+            flow = super().sigma(timestep.double())
+            return sigma_to_ve(flow, cap=self.sigma_cap).to(timestep.dtype)
         return sigma_to_ve(super().sigma(timestep), cap=self.sigma_cap)
 
     def percent_to_sigma(self, percent):

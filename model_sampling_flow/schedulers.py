@@ -91,6 +91,10 @@ def _regularized_incomplete_beta(x, a, b):
 
 def beta_ppf(p, a, b):
     """Inverse CDF of the Beta(a, b) distribution, by bisection to double precision."""
+    if p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
     lo, hi = 0.0, 1.0
     for _ in range(200):
         mid = 0.5 * (lo + hi)
