@@ -1,0 +1,419 @@
+"""A1111 1.10 backend: a flow model presented to the webui through `sd_model.create_denoiser()`.
+
+A1111's k-diffusion wrapper (`CFGDenoiserKDiffusion.inner_model`) builds its denoiser from
+`shared.sd_model.create_denoiser()` when the model has one (SD3 uses this). We give the model one
+that returns `FlowDenoiser`, a k-diffusion `DiscreteSchedule` over the core's VE table
+(`FlowVEModelSampling`). In that view a flow model is exactly a variance-exploding model, so every
+k-diffusion sampler, A1111's sigma schedulers, txt2img's `noise * sigmas[0]` and img2img's
+`x + noise * sigma` are right without touching any of them.
+
+What cannot be right is refused while flow is on, with a message the webui shows:
+  * DDIM, DDIM CFG++, PLMS, UniPC and LCM never ask for `create_denoiser`: they call
+    `sd_model.apply_model` with eps-table timesteps. While flow is on, `apply_model` is guarded:
+    only calls made from inside `FlowDenoiser` go through.
+  * Align Your Steps (fixed SDXL sigmas 14.6 .. 0.03), Beta (linear in sigma up to sigma_max, which
+    in the VE view is ~3e4, so all but the last step sit above flow sigma 0.8) and the
+    "use old karras scheduler sigmas" option (0.1 .. 10): checked on the first denoiser call, when
+    the processing object is known (an on_cfg_denoiser callback records it).
+
+The patch is three instance attributes on the model (`create_denoiser`, `apply_model`, the state);
+`remove` puts back exactly what was there. Nothing global in A1111 is changed by `apply`; the
+samplers and the "Flow shift" scheduler are registered once, at script load, and do nothing unless
+chosen (and refuse with a message when chosen with flow off).
+
+This module imports torch, k_diffusion and the core at import time; A1111's `modules` only inside
+functions, so the denoiser and the sampler wrappers run host-free on the package k-diffusion.
+"""
+import inspect
+import threading
+
+import k_diffusion.external
+import torch
+
+from model_sampling_flow import registry
+from model_sampling_flow import schedulers as flow_schedulers
+from model_sampling_flow.model_sampling import FlowVEModelSampling
+from model_sampling_flow.settings import FlowSettings
+from model_sampling_flow.views import sigma_from_ve, x_from_ve
+
+from .backend import Backend, FlowSamplingError
+
+STATE_ATTR = "flow_sampling_state"
+PATCHED_ATTRS = ("create_denoiser", "apply_model", STATE_ATTR)
+
+TIMESTEP_SAMPLERS_MESSAGE = (
+    "Flow sampling is on for this checkpoint, and this sampler (DDIM, DDIM CFG++, PLMS, UniPC or LCM) "
+    "steps through the eps-prediction noise table (alphas_cumprod) instead of the model's denoiser, so it "
+    "cannot sample a rectified-flow model. Choose a k-diffusion sampler (Euler, Euler a, DPM++ 2M, ...) or "
+    "a Flow sampler, or turn Flow sampling off.")
+REFUSED_SCHEDULERS = {
+    "Align Your Steps": "uses fixed noise levels tuned for eps-prediction SDXL (14.6 .. 0.03); a flow "
+                        "model starts at a far higher level",
+    "Beta": "spaces steps linearly in sigma up to sigma_max, which for a flow model is ~30000, leaving "
+            "one step for everything below flow sigma 0.8",
+}
+
+_inside_denoiser = threading.local()
+
+
+def _flow_scheduler_label():
+    return registry.SCHEDULERS_BY_NAME["flow_shift"].label
+
+
+def checkpoint_identity(sd_model):
+    """What identifies the loaded checkpoint (A1111 may load new weights into the same model object)."""
+    info = getattr(sd_model, "sd_checkpoint_info", None)
+    return getattr(info, "filename", None) or getattr(sd_model, "sd_model_checkpoint", None)
+
+
+class FlowState:
+    """What `apply` attached to a model: the settings, the checkpoint, the attributes it replaced."""
+
+    def __init__(self, settings, checkpoint, saved):
+        self.settings = settings
+        self.checkpoint = checkpoint
+        self.saved = saved              # {attribute: value} of instance attributes we replaced
+        self.latent_shape = None        # last latent shape seen (resolution-dependent shift)
+
+    def model_sampling(self):
+        shape = self.latent_shape
+        if self.settings.shift_mode == "resolution" and shape is None:
+            shape = (128, 128)          # 1024 x 1024 until a generation says otherwise
+        return self.settings.model_sampling(shape)
+
+
+class FlowDenoiser(k_diffusion.external.DiscreteSchedule):
+    """k-diffusion denoiser for a flow model in the VE view: `denoiser(x_ve, sigma_ve, cond=...) -> x0`.
+
+    `sigmas` is the core's VE table (1000 entries, strictly increasing, top entry capped), which is
+    what A1111's schedulers, `apply_refiner` and DPM fast/adaptive read. The network receives the
+    flow input and the trainer's timestep; its output is read as velocity.
+    """
+
+    def __init__(self, sd_model, model_sampling):
+        if not isinstance(model_sampling, FlowVEModelSampling):
+            raise ValueError(f"model_sampling must be a FlowVEModelSampling, got {model_sampling!r}")
+        device = getattr(getattr(sd_model, "alphas_cumprod", None), "device", None) or torch.device("cpu")
+        super().__init__(model_sampling.sigmas.to(device), quantize=False)
+        self.inner_model = sd_model
+        self.model_sampling = model_sampling
+        self.processing = None          # set by observe_cfg_denoiser; None when not inside A1111
+
+    def set_model_sampling(self, model_sampling):
+        """Swap the table (resolution-dependent shift learned after the sampler was created)."""
+        self.model_sampling = model_sampling
+        sigmas = model_sampling.sigmas.to(self.sigmas.device)
+        self.sigmas = sigmas
+        self.log_sigmas = sigmas.log()
+
+    def forward(self, input, sigma, **kwargs):
+        if self.processing is not None:
+            message = refusal(self.processing)
+            if message is not None:
+                raise FlowSamplingError(message)
+        sampling = self.model_sampling
+        x = sampling.calculate_input(sigma, input)
+        timestep = sampling.timestep(sigma)
+        _inside_denoiser.depth = getattr(_inside_denoiser, "depth", 0) + 1
+        try:
+            velocity = self.inner_model.apply_model(x, timestep, **kwargs)
+        finally:
+            _inside_denoiser.depth -= 1
+        return sampling.calculate_denoised(sigma, velocity, input)
+
+
+def _guard_apply_model(original):
+    def apply_model(*args, **kwargs):
+        if getattr(_inside_denoiser, "depth", 0) > 0:
+            return original(*args, **kwargs)
+        raise FlowSamplingError(TIMESTEP_SAMPLERS_MESSAGE)
+    apply_model.flow_sampling_guard = True
+    return apply_model
+
+
+def resolved_scheduler_label(p):
+    """The scheduler label A1111's KDiffusionSampler.get_sigmas will use for this pass of `p`."""
+    from modules import sd_schedulers
+    name = (p.hr_scheduler if getattr(p, "is_hr_pass", False) else p.scheduler) or "Automatic"
+    if name == "Automatic":
+        sampler = getattr(p, "sampler", None)
+        config = getattr(sampler, "config", None)
+        name = config.options.get("scheduler", None) if config is not None else None
+    scheduler = sd_schedulers.schedulers_map.get(name) if name else None
+    return scheduler.label if scheduler is not None else "Automatic"
+
+
+def refusal(p):
+    """Why this pass of `p` cannot sample a flow model, or None."""
+    if getattr(p, "sampler_noise_scheduler_override", None) is not None:
+        return None     # a script supplies the sigmas itself
+    from modules.shared import opts
+    label = resolved_scheduler_label(p)
+    if label in REFUSED_SCHEDULERS:
+        return (f"Flow sampling is on for this checkpoint; the '{label}' schedule type "
+                f"{REFUSED_SCHEDULERS[label]}. Choose another schedule type (Automatic, "
+                f"{_flow_scheduler_label()}, Karras, Exponential, SGM Uniform, Simple, Normal, ...), "
+                f"or turn Flow sampling off.")
+    if getattr(opts, "use_old_karras_scheduler_sigmas", False):
+        return ("Flow sampling is on for this checkpoint, and the setting 'Use old karras scheduler sigmas "
+                "(0.1 to 10)' limits every schedule to sigma 10, far below a flow model's top noise level. "
+                "Turn that setting off, or turn Flow sampling off.")
+    return None
+
+
+def observe_cfg_denoiser(params):
+    """on_cfg_denoiser callback: tell our denoiser which processing object it serves (checks only)."""
+    cfg_denoiser = getattr(params, "denoiser", None)
+    wrapped = getattr(cfg_denoiser, "model_wrap", None)
+    if isinstance(wrapped, FlowDenoiser):
+        wrapped.processing = cfg_denoiser.p
+
+
+class A1111Backend(Backend):
+    name = "a1111"
+
+    @classmethod
+    def detect(cls, sd_model):
+        """A1111's k-diffusion wrapper asks the model for `create_denoiser`, and the model class has none."""
+        try:
+            from modules import sd_samplers_kdiffusion
+        except ImportError:
+            return False
+        wrapper = getattr(sd_samplers_kdiffusion, "CFGDenoiserKDiffusion", None)
+        prop = getattr(wrapper, "inner_model", None)
+        try:
+            offered = "create_denoiser" in inspect.getsource(prop.fget)
+        except (AttributeError, OSError, TypeError):
+            offered = False
+        # a model class with its own create_denoiser (SD3) already samples its own way
+        return offered and sd_model is not None and not hasattr(type(sd_model), "create_denoiser") \
+            and hasattr(sd_model, "apply_model")
+
+    def apply(self, sd_model, settings):
+        if not isinstance(settings, FlowSettings):
+            raise ValueError(f"settings must be a FlowSettings, got {settings!r}")
+        # A1111's samplers and img2img rule are right only in the VE view
+        settings = settings.with_changes(view="ve")
+        state = sd_model.__dict__.get(STATE_ATTR)
+        if state is None:
+            saved = {name: sd_model.__dict__[name] for name in PATCHED_ATTRS if name in sd_model.__dict__}
+            state = FlowState(settings, checkpoint_identity(sd_model), saved)
+            guard = _guard_apply_model(sd_model.apply_model)
+
+            def create_denoiser():
+                return FlowDenoiser(sd_model, state.model_sampling())
+
+            setattr(sd_model, "create_denoiser", create_denoiser)
+            setattr(sd_model, "apply_model", guard)
+            setattr(sd_model, STATE_ATTR, state)
+        state.settings = settings
+        state.checkpoint = checkpoint_identity(sd_model)
+
+    def remove(self, sd_model):
+        if sd_model is None:
+            return
+        state = sd_model.__dict__.get(STATE_ATTR)
+        if state is None:
+            return
+        for name in PATCHED_ATTRS:
+            if name in state.saved:
+                setattr(sd_model, name, state.saved[name])
+            elif name in sd_model.__dict__:
+                delattr(sd_model, name)
+
+    def active(self, sd_model):
+        state = None if sd_model is None else sd_model.__dict__.get(STATE_ATTR)
+        return None if state is None else state.settings
+
+    def state(self, sd_model):
+        return None if sd_model is None else sd_model.__dict__.get(STATE_ATTR)
+
+    def before_sampling(self, p):
+        """Resolution-dependent shift: learn this pass's latent size, update the sampler's table."""
+        state = self.state(getattr(p, "sd_model", None))
+        if state is None or state.settings.shift_mode != "resolution":
+            return
+        if getattr(p, "is_hr_pass", False):
+            height, width = p.hr_upscale_to_y, p.hr_upscale_to_x
+        else:
+            height, width = p.height, p.width
+        state.latent_shape = (height // state.settings.vae_factor, width // state.settings.vae_factor)
+        wrapped = getattr(getattr(getattr(p, "sampler", None), "model_wrap_cfg", None), "model_wrap", None)
+        if isinstance(wrapped, FlowDenoiser):
+            wrapped.set_model_sampling(state.model_sampling())
+
+    def conflict(self, p):
+        return None
+
+
+# ---- samplers from the core's table, run on the VE sigmas and x A1111 hands a k-diffusion sampler ----
+
+def flow_denoiser_of(model):
+    """The FlowDenoiser behind the callable A1111 passes to a sampler function, or None."""
+    if isinstance(model, FlowDenoiser):
+        return model
+    wrapped = getattr(model, "model_wrap", None)
+    return wrapped if isinstance(wrapped, FlowDenoiser) else None
+
+
+def _to_ve_sigma(flow_sigma):
+    return flow_sigma / (1 - flow_sigma)
+
+
+def make_webui_sampler(entry):
+    """A k-diffusion-signature function over VE sigmas that runs `entry.function` in flow coordinates.
+
+    The flow sampler sees x = x_ve / (1 + sigma_ve) and sigma = sigma_ve / (1 + sigma_ve); every
+    model call and noise request is translated back, so the webui's denoiser and seeds are used
+    unchanged and the result is handed back as x_ve.
+    """
+    accepts = set(entry.options)
+
+    def sample(model, x, sigmas, extra_args=None, callback=None, disable=None, **options):
+        if flow_denoiser_of(model) is None:
+            raise FlowSamplingError(
+                f"The '{entry.label}' sampler samples rectified-flow models and needs Flow sampling on "
+                f"(Flow sampling accordion: On, or Auto with a checkpoint marked rectified flow). Choose "
+                f"another sampler for this checkpoint.")
+        ve = sigmas.double()
+        flow = sigma_from_ve(ve)
+        flow_sigmas = flow.to(sigmas.dtype)
+        # exact VE value of each sigma the flow sampler will hand back (float32 near sigma = 1 is coarse)
+        back = {float(f): float(v) for f, v in zip(flow_sigmas, ve)}
+
+        def ve_of(sigma):
+            if isinstance(sigma, torch.Tensor):
+                key = float(sigma.flatten()[0])
+                if key in back and bool((sigma == sigma.flatten()[0]).all()):
+                    return torch.full_like(sigma, back[key])
+                s = sigma.double()
+                return _to_ve_sigma(s).to(sigma.dtype)
+            return back.get(float(sigma), _to_ve_sigma(float(sigma)))
+
+        def flow_model(x_flow, sigma, **kwargs):
+            sigma_ve = ve_of(sigma)
+            return model(x_flow * (1 + _shape_like(sigma_ve, x_flow)), sigma_ve, **kwargs)
+
+        def flow_callback(info):
+            if callback is not None:
+                sigma_ve = ve_of(info["sigma"])
+                callback({**info, "x": info["x"] * (1 + _shape_like(sigma_ve, info["x"])),
+                          "sigma": sigma_ve, "sigma_hat": sigma_ve})
+
+        kwargs = {name: value for name, value in options.items() if name in accepts}
+        if "noise_sampler" in accepts:
+            noise_sampler = options.get("noise_sampler")
+            if noise_sampler is not None:
+                kwargs["noise_sampler"] = lambda s, s_next: noise_sampler(ve_of(s), ve_of(s_next))
+            else:
+                processing = getattr(model, "p", None)
+                rng = getattr(processing, "rng", None)
+                if rng is not None:     # the webui's per-image seeds, as TorchHijack gives Euler a
+                    kwargs["noise_sampler"] = lambda s, s_next: rng.next().to(x)
+        x_flow = x_from_ve(x, ve[0].to(x.dtype)) if float(ve[0]) > 0 else x
+        x_flow = entry.function(flow_model, x_flow, flow_sigmas, extra_args=extra_args,
+                                callback=flow_callback, disable=disable, **kwargs)
+        last = float(ve[-1])
+        return x_flow * (1 + last) if last > 0 else x_flow
+
+    parameters = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                  for name in ("model", "x", "sigmas")]
+    parameters += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None)
+                   for name in ("extra_args", "callback", "disable")]
+    # A1111 passes eta / noise_sampler only to functions whose signature names them
+    signature_options = [name for name in entry.options if name in ("eta", "noise_sampler")]
+    defaults = dict(inspect.signature(entry.function).parameters)
+    parameters += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=defaults[name].default)
+                   for name in signature_options]
+    parameters.append(inspect.Parameter("options", inspect.Parameter.VAR_KEYWORD))
+    sample.__signature__ = inspect.Signature(parameters)
+    sample.__name__ = sample.__qualname__ = f"sample_{entry.name}"
+    sample.__doc__ = f"{entry.label} for A1111: {entry.function.__doc__.splitlines()[0]}"
+    sample.flow_entry = entry
+    return sample
+
+
+def _shape_like(sigma, x):
+    if isinstance(sigma, torch.Tensor) and sigma.ndim == 1 and x.ndim > 1:
+        return sigma.reshape(sigma.shape + (1,) * (x.ndim - 1))
+    return sigma
+
+
+WEBUI_SAMPLERS = tuple((entry, make_webui_sampler(entry)) for entry in registry.SAMPLERS)
+
+
+def sampler_options(entry):
+    """A1111 SamplerData options for a core sampler entry."""
+    options = {"scheduler": "flow_shift"}
+    if entry.name == "flow_heun":
+        options["second_order"] = True
+    if entry.stochastic:
+        options["uses_ensd"] = True
+        if "noise_sampler" in entry.options:
+            options["brownian_noise"] = True
+    return options
+
+
+def flow_shift_scheduler(n, sigma_min, sigma_max, inner_model, device):
+    """A1111 scheduler function for the core's flow_shift schedule (needs the flow denoiser)."""
+    if not isinstance(inner_model, FlowDenoiser):
+        raise FlowSamplingError(
+            f"The '{_flow_scheduler_label()}' schedule type is the rectified-flow trainers' schedule and needs "
+            f"Flow sampling on. Choose another schedule type for this checkpoint.")
+    return flow_schedulers.flow_shift(inner_model.model_sampling, n).to(device)
+
+
+def register_samplers():
+    """Add the Flow samplers to A1111's sampler list (idempotent: by label)."""
+    from modules import sd_samplers, sd_samplers_common, sd_samplers_kdiffusion
+    added = []
+    for entry, function in WEBUI_SAMPLERS:
+        if entry.label in sd_samplers.all_samplers_map:
+            continue
+        data = sd_samplers_common.SamplerData(
+            entry.label,
+            lambda model, function=function: sd_samplers_kdiffusion.KDiffusionSampler(function, model),
+            [entry.name], sampler_options(entry))
+        sd_samplers.all_samplers.append(data)
+        sd_samplers.all_samplers_map[entry.label] = data
+        added.append(entry.label)
+    if added:
+        sd_samplers.set_samplers()
+        sd_samplers.get_sampler_and_scheduler.cache_clear()
+    return added
+
+
+def register_schedulers():
+    """Add the core's extra schedulers (Flow shift) to A1111's schedule types (idempotent: by name)."""
+    from modules import sd_samplers, sd_schedulers
+    added = []
+    for entry in registry.SCHEDULERS:
+        if entry.name in sd_schedulers.schedulers_map:
+            continue
+        if entry.name != "flow_shift":
+            continue    # each core scheduler needs an A1111 function; only flow_shift has one here
+        scheduler = sd_schedulers.Scheduler(entry.name, entry.label, flow_shift_scheduler, need_inner_model=True)
+        sd_schedulers.schedulers.append(scheduler)
+        sd_schedulers.schedulers_map[entry.name] = scheduler
+        sd_schedulers.schedulers_map[entry.label] = scheduler
+        added.append(entry.label)
+    if added:
+        sd_samplers.get_sampler_and_scheduler.cache_clear()
+    return added
+
+
+def sampler_refusal(sampler_name):
+    """A message when `sampler_name` cannot sample a flow model in A1111 (checked early by the script)."""
+    from modules import sd_samplers, sd_samplers_kdiffusion
+    config = sd_samplers.find_sampler_config(sampler_name)
+    if config is None:
+        return None
+    flow_labels = {entry.label for entry in registry.SAMPLERS}
+    if config in sd_samplers_kdiffusion.samplers_data_k_diffusion or config.name in flow_labels:
+        return None
+    return TIMESTEP_SAMPLERS_MESSAGE
+
+
+__all__ = ["A1111Backend", "FlowDenoiser", "FlowState", "WEBUI_SAMPLERS", "make_webui_sampler",
+           "register_samplers", "register_schedulers", "observe_cfg_denoiser", "refusal",
+           "flow_shift_scheduler", "sampler_refusal", "checkpoint_identity"]
