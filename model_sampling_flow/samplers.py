@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-from .schedule import check_number
+from .schedule import check_number, check_sigma
 
 
 def _steps(count, disable, label):
@@ -41,7 +41,13 @@ def _sigma_batch(x, sigma):
 
 
 def _flows(sigmas):
-    return [float(s) for s in sigmas]
+    """Flow sigmas as floats; a VE-view sigma (> 1) here means a host forgot to convert."""
+    flow = [float(s) for s in sigmas]
+    if len(flow) < 2:
+        raise ValueError(f"sigmas must hold at least 2 values, got {len(flow)}")
+    for value in flow:
+        check_sigma(value, name="sigmas")
+    return flow
 
 
 def _check_options(eta=None, s_noise=None, order=None):

@@ -174,3 +174,10 @@ def test_bad_options_are_rejected_naming_them(sampler, options, name):
     with pytest.raises(ValueError, match=name):
         sampler(FIELDS["gaussian"], x, sigmas(3), disable=True, **options)
     assert torch.equal(x, before)
+
+
+@pytest.mark.parametrize("bad", [[14.6, 3.0, 0.0], [1.0, -0.1], [float("nan"), 0.0], [1.0]])
+def test_sigmas_outside_flow_range_are_rejected(bad):
+    for entry in registry.SAMPLERS:
+        with pytest.raises(ValueError, match="sigmas"):
+            entry.function(FIELDS["gaussian"], noise(), torch.tensor(bad), disable=True)
