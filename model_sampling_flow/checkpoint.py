@@ -338,6 +338,9 @@ def inspect_checkpoint(path):
     if report["hints"]:
         report.update(is_rf=True, rf_source="hint",
                       reason="not marked; likely rectified flow: " + "; ".join(report["hints"]))
+        if prediction in NOT_RF_PREDICTION_TYPES:
+            warnings.append(f"the metadata says prediction_type {prediction!r}, which bluvoll/sd-scripts also "
+                            "writes into its rectified-flow checkpoints; check the model card")
         return report
     report.update(is_rf=False, rf_source=None,
                   reason="no rectified-flow marker (no " + SIDECAR_SUFFIX + " sidecar, no "
@@ -377,10 +380,13 @@ def settings_explanation(report):
     if not report.get("is_rf"):
         return "not rectified flow: no settings recommended"
     marker = report.get("marker") or {}
-    _, why = _trainer_defaults(report)
+    defaults, why = _trainer_defaults(report)
+    given = ", ".join(f"{k}={v}" for k, v in marker.items())
+    rest = [k for k in ("shift", "timestep_mapping") if k not in marker]
+    if marker and not rest:
+        return f"from the marker ({given})"
     if marker:
-        given = ", ".join(f"{k}={v}" for k, v in marker.items())
-        return f"from the marker ({given}); the rest: {why}"
+        return f"from the marker ({given}); {', '.join(rest)}: {why}"
     return why
 
 
@@ -427,7 +433,7 @@ def format_report(report):
     if report["a1111_yaml"]:
         lines.append(f"A1111 config    {report['a1111_yaml']}")
     lines.append(f"trainer         {report['trainer'] or 'unknown'}")
-    for key, value in list(report["modelspec"].items()) + list(report["trainer_metadata"].items()):
+    for key, value in sorted(report["modelspec"].items()) + sorted(report["trainer_metadata"].items()):
         text = value if len(value) <= 100 else value[:97] + "..."
         lines.append(f"  {key} = {text}")
     if report["sidecar"] is not None:

@@ -126,6 +126,7 @@ def test_rf_name_hint_on_a_kohya_file_recommends_floor_999(tmp_path):
     report = inspect_checkpoint(path)
     assert report["is_rf"] and report["rf_source"] == "hint"
     assert "file name" in report["reason"]
+    assert any("'epsilon'" in w and "bluvoll" in w for w in report["warnings"])
     assert recommended_settings(report).timestep_mapping == "floor_999"
 
 
