@@ -122,7 +122,8 @@ def test_font_covers_every_label(result):
 
 
 @pytest.mark.parametrize("kwargs, name", [({"steps": (0,)}, "steps"), ({"steps": ()}, "steps"),
-                                           ({"batch": 0}, "batch"), ({"picture_steps": 2.5}, "picture_steps")])
+                                           ({"batch": 0}, "batch"), ({"picture_steps": 2.5}, "picture_steps"),
+                                           ({"seed": -1}, "seed")])
 def test_run_validates_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):
         demo.run(write_files=False, progress=False, **kwargs)
