@@ -1,0 +1,170 @@
+"""ComfyUI nodes (classic V1 node classes): model sampling patch, flow samplers, flow schedulers.
+
+V1 mappings load in every ComfyUI release and fork that runs custom nodes; the V3
+`comfy_entrypoint` API is newer and still changing, and buys nothing for nodes this simple.
+"""
+import inspect
+import re
+
+import torch
+
+import comfy.samplers
+
+from ._core import registry, schedule
+from .model_sampling import SDXL_LATENT_SCALE, SDXL_LATENT_SHIFT, patch_model
+from .registration import require_flow_model_sampling, sampler_function, scheduler_function
+from ._core import settings
+
+# The VE view is the default: with it every ComfyUI sampler is right on an RF model (see
+# docs/comfyui.md for the measurements); the native view is kept for exact ModelSamplingSD3 parity.
+DEFAULT_VIEW = "ve"
+VIEW_CHOICES = ("ve", "flow")
+CATEGORY = "advanced/model"
+SAMPLER_CATEGORY = "sampling/custom_sampling/samplers"
+SCHEDULER_CATEGORY = "sampling/custom_sampling/schedulers"
+
+
+class ModelSamplingFlowSDXL:
+    """MODEL -> MODEL: sample an RF-trained SDXL checkpoint as a rectified-flow model."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        mappings = list(schedule.TIMESTEP_MAPPINGS)
+        return {
+            "required": {
+                "model": ("MODEL",),
+                "shift": ("FLOAT", {"default": schedule.DEFAULT_SHIFT, "min": 0.01, "max": 100.0, "step": 0.01,
+                                    "tooltip": "Time shift s*t/(1+(s-1)*t); higher spends more steps at high noise. "
+                                               "Use the checkpoint's training shift (often 3)."}),
+                "timestep_mapping": (mappings, {"default": schedule.DEFAULT_TIMESTEP_MAPPING,
+                                                "tooltip": "How sigma becomes the UNet timestep; match the trainer. "
+                                                + "; ".join(f"{k}: {v}" for k, v in
+                                                            schedule.TIMESTEP_MAPPING_DESCRIPTIONS.items())}),
+                "shift_mode": (list(settings.SHIFT_MODES), {"default": "static",
+                                                            "tooltip": "static: use shift. resolution: shift = "
+                                                                       "sqrt(pixels / 1024^2) of the connected latent "
+                                                                       "(bluvoll sd-scripts)."}),
+                "view": (list(VIEW_CHOICES), {"default": DEFAULT_VIEW,
+                                              "tooltip": "ve: every ComfyUI sampler is right (recommended). flow: "
+                                                         "native CONST view, identical to ModelSamplingSD3."}),
+            },
+            "optional": {
+                "latent_scale": ("FLOAT", {"default": SDXL_LATENT_SCALE, "min": 0.0001, "max": 100.0, "step": 0.00001,
+                                           "tooltip": "VAE latent scale (SDXL 0.13025; differs for EQ-VAE / Flux2-VAE finetunes)."}),
+                "latent_shift": ("FLOAT", {"default": SDXL_LATENT_SHIFT, "min": -100.0, "max": 100.0, "step": 0.00001,
+                                           "tooltip": "VAE latent shift (SDXL 0)."}),
+                "latent": ("LATENT", {"tooltip": "The latent you sample; needed for shift_mode = resolution."}),
+            },
+        }
+
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "patch"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Rectified-flow model sampling for RF-trained SDXL checkpoints (shift, trainer timestep mapping, view)."
+
+    def patch(self, model, shift, timestep_mapping, shift_mode, view, latent_scale=SDXL_LATENT_SCALE,
+              latent_shift=SDXL_LATENT_SHIFT, latent=None):
+        latent_shape = None if latent is None else tuple(latent["samples"].shape)
+        return (patch_model(model, shift, timestep_mapping, shift_mode, view, latent_scale, latent_shift,
+                            latent_shape),)
+
+
+class FlowSchedulerSDXL:
+    """MODEL -> SIGMAS for the core's flow schedulers (in the model sampling's view)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL",),
+            "scheduler": ([entry.name for entry in registry.SCHEDULERS],),
+            "steps": ("INT", {"default": 20, "min": 1, "max": 10000}),
+            "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01}),
+        }}
+
+    RETURN_TYPES = ("SIGMAS",)
+    FUNCTION = "get_sigmas"
+    CATEGORY = SCHEDULER_CATEGORY
+
+    def get_sigmas(self, model, scheduler, steps, denoise):
+        function = scheduler_function(scheduler)
+        steps = int(schedule.check_number("steps", steps, minimum=1))
+        denoise = schedule.check_number("denoise", denoise, minimum=0.0, maximum=1.0)
+        if denoise <= 0.0:
+            return (torch.FloatTensor([]),)
+        total_steps = steps if denoise >= 1.0 else int(steps / denoise)
+        model_sampling = require_flow_model_sampling(model.get_model_object("model_sampling"), "Flow Scheduler")
+        sigmas = function(model_sampling, total_steps).cpu()
+        return (sigmas[-(steps + 1):],)
+
+
+# Widgets for sampler options; defaults come from the core function's signature.
+OPTION_WIDGETS = {
+    "eta": ("FLOAT", {"min": 0.0, "max": 100.0, "step": 0.01, "round": False}),
+    "s_noise": ("FLOAT", {"min": 0.0, "max": 100.0, "step": 0.01, "round": False}),
+    "order": ("INT", {"min": 1, "max": 4}),
+}
+_TYPE_WIDGETS = {bool: ("BOOLEAN", {}), int: ("INT", {}), float: ("FLOAT", {"step": 0.01, "round": False})}
+
+
+def _option_inputs(entry):
+    parameters = inspect.signature(entry.function).parameters
+    inputs = {}
+    for option in entry.options:
+        default = parameters[option].default if option in parameters else None
+        if option in OPTION_WIDGETS:
+            kind, spec = OPTION_WIDGETS[option]
+        elif type(default) in _TYPE_WIDGETS:
+            kind, spec = _TYPE_WIDGETS[type(default)]
+        else:
+            continue  # objects such as noise_sampler are not widgets
+        inputs[option] = (kind, dict(spec, default=default))
+    return inputs
+
+
+def _checked_options(inputs, options):
+    for name, (kind, spec) in inputs.items():
+        if kind in ("FLOAT", "INT"):
+            schedule.check_number(name, options[name], minimum=spec.get("min"), maximum=spec.get("max"))
+            if kind == "INT" and int(options[name]) != options[name]:
+                raise ValueError(f"{name} must be an integer, got {options[name]!r}")
+    return options
+
+
+def _class_name(entry):
+    return "Sampler" + "".join(part.capitalize() for part in re.split(r"[_\W]+", entry.name) if part)
+
+
+def sampler_node(entry):
+    """A SAMPLER node class for a core registry entry, its widgets taken from the entry's options."""
+    inputs = _option_inputs(entry)
+    function = sampler_function(entry.name)
+
+    def get_sampler(self, **options):
+        unknown = set(options) - set(inputs)
+        if unknown:
+            raise ValueError(f"{entry.name} has no option {sorted(unknown)[0]!r}; options are {sorted(inputs)}")
+        return (comfy.samplers.KSAMPLER(function, extra_options=_checked_options(inputs, dict(options))),)
+
+    return type(_class_name(entry), (), {
+        "INPUT_TYPES": classmethod(lambda cls: {"required": dict(inputs)}),
+        "RETURN_TYPES": ("SAMPLER",),
+        "FUNCTION": "get_sampler",
+        "CATEGORY": SAMPLER_CATEGORY,
+        "DESCRIPTION": f"{entry.label}: a rectified-flow sampler (model_sampling_flow); right in both views.",
+        "get_sampler": get_sampler,
+        "registry_name": entry.name,
+    })
+
+
+NODE_CLASS_MAPPINGS = {
+    "ModelSamplingFlowSDXL": ModelSamplingFlowSDXL,
+    "FlowSchedulerSDXL": FlowSchedulerSDXL,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "ModelSamplingFlowSDXL": "Model Sampling Flow (RF SDXL)",
+    "FlowSchedulerSDXL": "Flow Scheduler (RF SDXL)",
+}
+for _entry in registry.SAMPLERS:
+    _node = sampler_node(_entry)
+    NODE_CLASS_MAPPINGS[_node.__name__] = _node
+    NODE_DISPLAY_NAME_MAPPINGS[_node.__name__] = f"Sampler {_entry.label}"

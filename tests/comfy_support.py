@@ -1,0 +1,139 @@
+"""Helpers for the ComfyUI host tests and the overhead benchmark (no pytest import here).
+
+ComfyUI itself is imported by the `comfyui` fixture in conftest.py (COMFYUI_DIR, CPU, a
+torchvision stand-in). Here: loading this repository the way ComfyUI loads a custom node, a
+tiny real SDXL model, and an SDXL-shaped model whose UNet returns the exact velocity of an RF
+Gaussian field.
+"""
+import asyncio
+import os
+import sys
+import tempfile
+
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from model_sampling_flow import oracles  # noqa: E402
+
+_BASE_DIRECTORY = None
+
+
+def import_comfyui_nodes():
+    """Import ComfyUI's `nodes` module with its input/output/user folders in a temporary directory.
+
+    folder_paths creates those folders at import; pointing ComfyUI's own --base-directory setting
+    at a temporary folder keeps the ComfyUI checkout untouched.
+    """
+    global _BASE_DIRECTORY
+    if "folder_paths" not in sys.modules:
+        import comfy.cli_args
+        _BASE_DIRECTORY = tempfile.mkdtemp(prefix="comfyui-base-")
+        comfy.cli_args.args.base_directory = _BASE_DIRECTORY
+    saved, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    try:
+        import nodes
+        import comfy_extras.nodes_custom_sampler  # noqa: F401
+        import comfy_extras.nodes_model_advanced  # noqa: F401
+    finally:
+        sys.dont_write_bytecode = saved
+    return nodes
+
+
+def load_repo_as_custom_node(path=REPO):
+    """Load the repository with ComfyUI's own nodes.load_custom_node; returns the package module."""
+    nodes = import_comfyui_nodes()
+    module_name = path.replace(".", "_x_")
+    if module_name not in sys.modules:
+        if not asyncio.run(nodes.load_custom_node(path)):
+            raise RuntimeError(f"ComfyUI did not load {path} as a custom node")
+    return sys.modules[module_name]
+
+
+def load_repo_again(path=REPO, name="model_sampling_flow_second_copy"):
+    """Import the repository a second time under another package name (as a second install would)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, os.path.join(path, "__init__.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+TINY_UNET = {
+    "use_checkpoint": False, "image_size": 32, "in_channels": 4, "out_channels": 4,
+    "model_channels": 32, "channel_mult": [1, 2], "num_res_blocks": [1, 1],
+    "transformer_depth": [0, 1], "transformer_depth_output": [0, 0, 1, 1], "transformer_depth_middle": 1,
+    "use_spatial_transformer": True, "legacy": False, "use_linear_in_transformer": True,
+    "num_classes": "sequential", "adm_in_channels": 2816, "context_dim": 2048,
+    "use_temporal_attention": False, "use_temporal_resblock": False,
+}
+
+
+def tiny_sdxl(seed=0):
+    """A real comfy.model_base.SDXL (tiny channels, random weights) in a ModelPatcher, on CPU."""
+    import comfy.model_patcher
+    import comfy.supported_models
+    config = comfy.supported_models.SDXL(dict(TINY_UNET, dtype=torch.float32))
+    config.unet_config["num_head_channels"] = 16  # the SDXL default of 64 leaves 0 heads at 32 channels
+    config.set_inference_dtype(torch.float32, None)
+    model = config.get_model({}, "", device=torch.device("cpu"))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.diffusion_model.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.02)
+    model.eval()
+    return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"),
+                                            offload_device=torch.device("cpu"))
+
+
+class ExactVelocityUNet(torch.nn.Module):
+    """A UNet stand-in returning the exact RF velocity of `field` at the flow input it receives.
+
+    The network sees x = calculate_input(sigma, x_host) and timestep = 1000 * sigma (the
+    continuous mapping), so sigma = timestep / 1000 recovers the flow time exactly.
+    """
+
+    def __init__(self, field):
+        super().__init__()
+        self.field = field
+        self.dtype = torch.float32
+        self.register_buffer("anchor", torch.zeros(1))  # gives the module a device for ComfyUI
+        self.timesteps_seen = []
+
+    def forward(self, x, timesteps, context=None, y=None, control=None, transformer_options={}, **kwargs):
+        self.timesteps_seen.append(float(timesteps.reshape(-1)[0]))
+        sigma = (timesteps.double() / 1000.0).reshape(-1, *([1] * (x.ndim - 1)))
+        x64 = x.double()
+        return ((x64 - self.field(x64, sigma)) / sigma).float()
+
+
+def analytic_sdxl(field=None):
+    """A real comfy.model_base.SDXL whose diffusion_model is ExactVelocityUNet(field)."""
+    patcher = tiny_sdxl()
+    patcher.model.diffusion_model = ExactVelocityUNet(oracles.gaussian_field(0.5, 0.3) if field is None else field)
+    return patcher
+
+
+def sdxl_conds(batch=1, seed=0):
+    """positive / negative conditioning in ComfyUI's format for an SDXL model."""
+    generator = torch.Generator().manual_seed(seed)
+    cross = torch.randn(batch, 77, 2048, generator=generator) * 0.1
+    pooled = torch.randn(batch, 1280, generator=generator) * 0.1
+    positive = [[cross, {"pooled_output": pooled}]]
+    negative = [[torch.zeros_like(cross), {"pooled_output": torch.zeros_like(pooled)}]]
+    return positive, negative
+
+
+def sample(model, sampler_name, scheduler="simple", steps=20, seed=0, shape=(1, 4, 8, 8), cfg=1.0,
+           latent=None, denoise=1.0, callback=None, noise=None):
+    """comfy.sample.sample end to end, as the KSampler node calls it."""
+    import comfy.sample
+    latent = torch.zeros(shape) if latent is None else latent
+    if noise is None:
+        noise = comfy.sample.prepare_noise(latent, seed)
+    positive, negative = sdxl_conds(latent.shape[0])
+    return comfy.sample.sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative, latent,
+                               denoise=denoise, callback=callback, disable_pbar=True, seed=seed)
