@@ -213,16 +213,7 @@ def read_sidecar(path):
     side = sidecar_path(path)
     if not os.path.isfile(side):
         return None
-    if os.path.getsize(side) > MAX_SIDECAR_BYTES:
-        raise ValueError(f"sidecar {side!r} is larger than {MAX_SIDECAR_BYTES} bytes")
-    try:
-        with open(side, "r", encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (UnicodeDecodeError, ValueError) as error:
-        raise ValueError(f"sidecar {side!r} is not valid JSON ({error})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"sidecar {side!r} must hold a JSON object, got {type(data).__name__}")
-    return data
+    return _read_small_json(side, "sidecar")
 
 
 def _marker_values(source, shift, mapping, shift_mode, warnings):
@@ -276,6 +267,45 @@ def _trainer_defaults(report):
 
 
 # ---------------------------------------------------------------------------------------------
+# diffusers folders: the scheduler config is a real marker there
+DIFFUSERS_UNET_FILES = ("unet/diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.fp16.safetensors")
+
+
+def _read_small_json(path, what):
+    if os.path.getsize(path) > MAX_SIDECAR_BYTES:
+        raise ValueError(f"{what} {path!r} is larger than {MAX_SIDECAR_BYTES} bytes")
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"{what} {path!r} is not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} {path!r} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _diffusers_files(path):
+    """(UNet safetensors file, scheduler config path or None) for a diffusers folder or its UNet file."""
+    if os.path.isdir(path):
+        for name in DIFFUSERS_UNET_FILES:
+            candidate = os.path.join(path, name)
+            if os.path.isfile(candidate):
+                break
+        else:
+            raise ValueError(f"path {path!r} is a folder without a diffusers UNet "
+                             f"({' or '.join(DIFFUSERS_UNET_FILES)})")
+        root = path
+    else:
+        candidate = path
+        parent = os.path.dirname(os.path.abspath(path))
+        if os.path.basename(parent) != "unet":
+            return path, None
+        root = os.path.dirname(parent)
+    config = os.path.join(root, "scheduler", "scheduler_config.json")
+    return candidate, config if os.path.isfile(config) else None
+
+
+# ---------------------------------------------------------------------------------------------
 # public API
 def inspect_checkpoint(path):
     """A dict describing the checkpoint at `path`, from its header and sidecars only.
@@ -286,12 +316,16 @@ def inspect_checkpoint(path):
     a1111_yaml (path of an A1111 config sidecar or None), modelspec, trainer, trainer_metadata,
     metadata (all of __metadata__ but thumbnails), sidecar (its JSON or None), is_rf,
     rf_source ('sidecar', 'metadata', 'hint' or None), reason, marker (shift / timestep_mapping /
-    shift_mode given by the marker), hints, warnings.
+    shift_mode given by the marker), hints, warnings, diffusers_scheduler (the relevant keys of a
+    diffusers folder's scheduler/scheduler_config.json, or None).
+    `path` may also be a diffusers folder; its unet/diffusion_pytorch_model*.safetensors is read.
     Raises ValueError naming the path for files that are not complete safetensors files.
     """
     path = os.fspath(path)
-    tensors, metadata, sizes = read_safetensors_header(path)
+    unet_file, scheduler_config = _diffusers_files(path)
+    tensors, metadata, sizes = read_safetensors_header(unet_file)
     sidecar = read_sidecar(path)
+    scheduler = None if scheduler_config is None else _read_small_json(scheduler_config, "scheduler config")
     arch = _architecture(tensors)
     trainer, trainer_keys = _trainer(metadata)
     yaml = os.path.splitext(path)[0] + ".yaml"
@@ -303,6 +337,9 @@ def inspect_checkpoint(path):
         "modelspec": _modelspec(metadata), "trainer": trainer, "trainer_metadata": trainer_keys,
         "metadata": {k: v for k, v in metadata.items() if not k.endswith("thumbnail")},
         "sidecar": sidecar, "marker": {}, "hints": [], "warnings": [],
+        "diffusers_scheduler": None if scheduler is None else {
+            k: scheduler[k] for k in ("_class_name", "prediction_type", "shift", "use_dynamic_shifting")
+            if k in scheduler},
     }
     warnings = report["warnings"]
     prediction = str(metadata.get(METADATA_PREDICTION_TYPE, "")).strip().lower()
@@ -327,6 +364,16 @@ def inspect_checkpoint(path):
             metadata.get(METADATA_SHIFT_MODE), warnings)
         report.update(is_rf=True, rf_source="metadata",
                       reason=f"marked rectified flow by metadata {METADATA_PREDICTION_TYPE}")
+        return report
+    scheduler_class = str((scheduler or {}).get("_class_name", ""))
+    if scheduler_class.startswith("FlowMatch"):
+        # diffusers flow-matching schedulers feed the UNet timestep = 1000 * sigma
+        report["marker"] = _marker_values("scheduler config", scheduler.get("shift"), "continuous", None, warnings)
+        if scheduler.get("use_dynamic_shifting"):
+            warnings.append("the scheduler config uses dynamic (Flux-style) shifting, which this project does "
+                            "not implement; the static shift is recommended instead")
+        report.update(is_rf=True, rf_source="metadata",
+                      reason=f"diffusers scheduler config names {scheduler_class}")
         return report
     report["hints"] = _hints(path, arch, metadata)
     if report["v_pred"] or report["edm"]:
@@ -436,6 +483,8 @@ def format_report(report):
     for key, value in sorted(report["modelspec"].items()) + sorted(report["trainer_metadata"].items()):
         text = value if len(value) <= 100 else value[:97] + "..."
         lines.append(f"  {key} = {text}")
+    if report["diffusers_scheduler"]:
+        lines.append("scheduler       " + ", ".join(f"{k}={v}" for k, v in report["diffusers_scheduler"].items()))
     if report["sidecar"] is not None:
         lines.append(f"sidecar         {sidecar_path(report['path'])}")
     lines.append(f"rectified flow  {'YES' if report['is_rf'] else 'no'}: {report['reason']}")

@@ -222,6 +222,34 @@ def test_unknown_sidecar_prediction_type_warns_and_falls_through(tmp_path):
     assert any("flowy" in w for w in report["warnings"])
 
 
+def diffusers_folder(root, scheduler):
+    (root / "unet").mkdir(parents=True)
+    (root / "scheduler").mkdir()
+    save(root / "unet" / "diffusion_pytorch_model.safetensors", sdxl_state_dict(layout="diffusers"))
+    (root / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler))
+    return root
+
+
+def test_diffusers_folder_with_a_flow_matching_scheduler(tmp_path):
+    root = diffusers_folder(tmp_path / "Mugen", {"_class_name": "FlowMatchEulerDiscreteScheduler",
+                                                 "shift": 6.0, "num_train_timesteps": 1000})
+    for path in (root, root / "unet" / "diffusion_pytorch_model.safetensors"):
+        report = inspect_checkpoint(path)
+        assert report["architecture"] == "sdxl" and report["layout"] == "diffusers"
+        assert report["is_rf"] and "FlowMatchEulerDiscreteScheduler" in report["reason"]
+        assert recommended_settings(report) == FlowSettings(shift=6.0, timestep_mapping="continuous")
+        assert "scheduler       _class_name=FlowMatchEulerDiscreteScheduler" in format_report(report)
+
+
+def test_diffusers_folder_with_a_diffusion_scheduler_is_not_rf(tmp_path):
+    root = diffusers_folder(tmp_path / "sdxl", {"_class_name": "EulerDiscreteScheduler",
+                                                "prediction_type": "v_prediction"})
+    report = inspect_checkpoint(root)
+    assert report["is_rf"] is False
+    assert report["diffusers_scheduler"] == {"_class_name": "EulerDiscreteScheduler",
+                                             "prediction_type": "v_prediction"}
+
+
 def test_a1111_yaml_config_is_reported(tmp_path):
     path = save(tmp_path / "vmodel.safetensors", sdxl_state_dict())
     (tmp_path / "vmodel.yaml").write_text("model: {}\n")
@@ -307,8 +335,10 @@ def test_non_safetensors_files(tmp_path):
     array.write_bytes(struct.pack("<Q", 2) + b"[]")
     with pytest.raises(ValueError, match="not an object"):
         inspect_checkpoint(array)
-    with pytest.raises(ValueError, match="not a file"):
+    with pytest.raises(ValueError, match="folder without a diffusers UNet"):
         inspect_checkpoint(tmp_path)
+    with pytest.raises(ValueError, match="not a file"):
+        inspect_checkpoint(tmp_path / "nothing-here.safetensors")
 
 
 def test_pickle_checkpoints_are_refused_unopened(tmp_path):
