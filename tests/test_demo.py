@@ -125,8 +125,10 @@ def test_font_covers_every_label(result):
                                            ({"batch": 0}, "batch"), ({"picture_steps": 2.5}, "picture_steps"),
                                            ({"seed": -1}, "seed")])
 def test_run_validates_arguments(kwargs, name):
+    threads = torch.get_num_threads()
     with pytest.raises(ValueError, match=name):
         demo.run(write_files=False, progress=False, **kwargs)
+    assert torch.get_num_threads() == threads  # the demo's one-thread setting is undone
 
 
 def test_write_png_validates_canvas(tmp_path):
