@@ -53,9 +53,8 @@ PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 NOT_RF_PREDICTION_TYPES = ("epsilon", "eps", "v", "v_prediction", "sample", "x0")
 
 _RF_WORDS = re.compile(r"rectified[\s_\-]?flow", re.IGNORECASE)
-_SAFETENSORS_DTYPES = {"BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E8M0", "I16", "U16", "F16",
-                       "BF16", "I32", "U32", "F32", "F64", "I64", "U64", "F4", "F6_E2M3", "F6_E3M2",
-                       "C64"}
+# dtype names are upper-case tags (F16, BF16, F8_E4M3, ...); new ones keep appearing, so any tag is accepted
+_DTYPE = re.compile(r"[A-Z][A-Z0-9_]*")
 
 # UNet key layouts: (name, first conv, last conv, SDXL class-embedding key)
 _UNET_LAYOUTS = (
@@ -107,8 +106,9 @@ def read_safetensors_header(path):
         raw = handle.read(header_bytes)
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise ValueError(f"path {path!r} is not a safetensors file: its header is not JSON ({error})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise ValueError(f"path {path!r} is not a safetensors file: its header is not JSON "
+                         f"({type(error).__name__}: {str(error)[:200]})") from None
     if not isinstance(header, dict):
         raise ValueError(f"path {path!r} is not a safetensors file: its header is a "
                          f"{type(header).__name__}, not an object")
@@ -120,7 +120,7 @@ def read_safetensors_header(path):
     for name, info in header.items():
         if not (isinstance(info, dict) and isinstance(info.get("shape"), list)
                 and isinstance(info.get("data_offsets"), list) and len(info["data_offsets"]) == 2
-                and info.get("dtype") in _SAFETENSORS_DTYPES
+                and isinstance(info.get("dtype"), str) and _DTYPE.fullmatch(info["dtype"])
                 and all(isinstance(d, int) and d >= 0 for d in info["shape"])
                 and all(isinstance(o, int) and o >= 0 for o in info["data_offsets"])):
             raise ValueError(f"path {path!r} has a malformed header entry for tensor {name!r}: {info!r}"[:400])

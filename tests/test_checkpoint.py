@@ -288,11 +288,16 @@ def test_malformed_json_header(tmp_path):
     path.write_bytes(struct.pack("<Q", len(body)) + body + b"\0" * 4)
     with pytest.raises(ValueError, match="not JSON"):
         inspect_checkpoint(path)
+    deep = b"[" * 200000  # nesting deep enough to exhaust the JSON parser's recursion
+    path.write_bytes(struct.pack("<Q", len(deep)) + deep)
+    with pytest.raises(ValueError, match="not JSON"):
+        inspect_checkpoint(path)
 
 
 @pytest.mark.parametrize("entry", [
     {"dtype": "F32", "shape": [1]},
-    {"dtype": "NOPE", "shape": [1], "data_offsets": [0, 4]},
+    {"dtype": "f32; rm -rf", "shape": [1], "data_offsets": [0, 4]},
+    {"dtype": 32, "shape": [1], "data_offsets": [0, 4]},
     {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]},
     {"dtype": "F32", "shape": [1], "data_offsets": [4, 0]},
 ])
