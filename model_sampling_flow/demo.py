@@ -422,10 +422,6 @@ def draw_text(canvas, text, x, y, colour, scale=2):
     return x + len(text) * 6 * scale
 
 
-def text_width(text, scale=2):
-    return len(text) * 6 * scale
-
-
 def _tile(image, scale):
     """(3, h, w) image in [-1, 1] -> (h*scale, w*scale, 3) uint8."""
     pixels = ((image.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0)
