@@ -1,0 +1,461 @@
+"""Runs inside reForge's venv: drives reForge's own sampling code with the extension's backend.
+
+Usage: REFORGE_PYTHON reforge_runner.py SUITE OUT.json
+Env:   REFORGE_DIR  a writable copy of reForge with this repository in extensions/<FLOW_EXTENSION>
+       FLOW_EXTENSION  the extension folder name, FLOW_STEPS (default 256)
+Suites: samplers, schedulers, img2img, lifecycle. Each writes a JSON object of measurements; the
+pytest side (tests/test_reforge_*.py) asserts on them.
+"""
+import json
+import math
+import os
+import sys
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import reforge_host as host  # noqa: E402
+
+REFORGE = os.path.abspath(os.environ["REFORGE_DIR"])
+EXTENSION = os.path.join(REFORGE, "extensions", os.environ.get("FLOW_EXTENSION", "model-sampling-flow"))
+STEPS = int(os.environ.get("FLOW_STEPS", "256"))
+DATA_MEAN, DATA_STD = 0.5, 0.3
+SIZE = 512                       # 64 x 64 latent: 16384 elements, std error of the std ~0.002
+SMALL_CONDS = (1, 8, 8)
+
+
+def stats(x):
+    x = x.double()
+    return {"mean": float(x.mean()), "std": float(x.std()), "finite": bool(x.isfinite().all())}
+
+
+def start():
+    host.start_reforge(REFORGE)
+    # the webui puts an extension's folder on sys.path when it loads the extension's scripts;
+    # the core (oracles for the analytic model) is importable from there, the webui layer is
+    # imported only where a check says so
+    if EXTENSION not in sys.path:
+        sys.path.insert(0, EXTENSION)
+    import torch
+    torch.manual_seed(0)
+
+
+def load_backend():
+    from webui_extension.reforge import ReforgeBackend
+    return ReforgeBackend()
+
+
+def analytic_model():
+    from model_sampling_flow.oracles import gaussian_field
+    field = gaussian_field(DATA_MEAN, DATA_STD)
+    unet = host.analytic_unet_patcher(field)
+    return field, unet, host.StandInSdModel(unet)
+
+
+def measure_txt2img(backend, sd_model, sampler_name, scheduler="Automatic", steps=STEPS, seed=1):
+    """(stats or None, refusal message or None, seconds, error text or None)."""
+    from webui_extension.reforge import FlowSamplingRefused
+    p = host.Processing(sd_model, sampler_name=sampler_name, scheduler=scheduler, steps=steps,
+                        seed=seed, width=SIZE, height=SIZE, cond_size=SMALL_CONDS)
+    t0 = time.time()
+    try:
+        out = host.txt2img(p, before_sampling=backend.before_sampling)
+        return stats(out), None, time.time() - t0, None
+    except FlowSamplingRefused as refused:
+        return None, str(refused), time.time() - t0, None
+    except Exception as error:     # recorded, the pytest side decides
+        return None, None, time.time() - t0, f"{type(error).__name__}: {error}\n{traceback.format_exc()[-1500:]}"
+
+
+def measure_unrefused(backend, sd_model, sampler_name, scheduler="Automatic", steps=STEPS):
+    """Sample even where flow refuses, to show in the table why it refuses."""
+    def before(p):
+        func = p.sampler.func
+        backend.before_sampling(p)
+        p.sampler.func = func
+    p = host.Processing(sd_model, sampler_name=sampler_name, scheduler=scheduler, steps=steps,
+                        width=SIZE, height=SIZE, cond_size=SMALL_CONDS)
+    try:
+        return stats(host.txt2img(p, before_sampling=before))
+    except Exception as error:
+        return {"error": f"{type(error).__name__}: {error}"}
+
+
+# ------------------------------------------------------------------ suites
+def suite_samplers():
+    from model_sampling_flow.settings import FlowSettings
+    from modules import sd_samplers
+    backend = load_backend()
+    _, unet, sd_model = analytic_model()
+    backend.apply(sd_model, FlowSettings(shift=3.0))
+    rows = {}
+    only = os.environ.get("FLOW_ONLY")
+    for data in sd_samplers.visible_samplers():
+        if only and data.name not in only.split(","):
+            continue
+        result, refusal, seconds, error = measure_txt2img(backend, sd_model, data.name)
+        row = {"stats": result, "refusal": refusal, "seconds": round(seconds, 2), "error": error}
+        if refusal is not None:
+            row["unrefused"] = measure_unrefused(backend, sd_model, data.name)
+        rows[data.name] = row
+    return {"steps": STEPS, "samplers": rows, "listed": [s.name for s in sd_samplers.visible_samplers()]}
+
+
+def suite_eps_control():
+    """The samplers flow excludes, on an exact EPS SDXL model of the same data (flow never on):
+    if they miss there too, their dynamics, not flow, are why."""
+    from model_sampling_flow.oracles import gaussian_field
+    load_backend()
+    unet = host.analytic_eps_unet_patcher(gaussian_field(DATA_MEAN, DATA_STD))
+    sd_model = host.StandInSdModel(unet)
+
+    class NoBackend:
+        def before_sampling(self, p):
+            pass
+    rows = {}
+    for name in os.environ.get("FLOW_ONLY", ",".join(EPS_CONTROL_SAMPLERS)).split(","):
+        result, refusal, seconds, error = measure_txt2img(NoBackend(), sd_model, name)
+        rows[name] = {"stats": result, "error": error, "seconds": round(seconds, 2)}
+    return {"steps": STEPS, "samplers": rows}
+
+
+# excluded from the flow bar (see docs/reforge.md), plus two that must pass, as controls
+EPS_CONTROL_SAMPLERS = ("Euler", "Euler a", "Euler Dy", "Euler SMEA Dy", "Euler Negative", "Euler Negative Dy",
+                        "Kohaku_LoNyu_Yog", "DPM++ 2S Ancestral CFG++", "DPM++ 2S Ancestral CFG++ Dyn",
+                        "DPM++ 2S Ancestral CFG++ Intern", "Euler DY CFG++", "Euler SMEA DY CFG++",
+                        "Euler A DY CFG++", "DPM++ 3M SDE DY", "Euler A Turbo", "DPM++ 2M Turbo",
+                        "DPM++ 2M SDE Turbo")
+
+
+SCHEDULER_SAMPLERS = ("Euler", "Euler a", "DPM++ 2M")
+ALTER_SCHEDULER_SAMPLER = "Euler Comfy"
+ALTER_SCHEDULERS = ("Normal", "Karras", "Exponential", "SGM Uniform", "Simple", "DDIM", "Align Your Steps",
+                    "Align Your Steps GITS", "Align Your Steps 11", "Align Your Steps 32", "KL Optimal",
+                    "Beta", "Sinusoidal SF", "Invcosinusoidal SF", "React Cosinusoidal DynSF", "Cosine",
+                    "Cosine-exponential Blend", "Phi", "Laplace", "Karras Dynamic", "Uniform",
+                    "Polyexponential", "Turbo", "Align Your Steps Custom")
+
+
+def suite_schedulers():
+    from model_sampling_flow.settings import FlowSettings
+    from modules import sd_schedulers
+    backend = load_backend()
+    _, _, sd_model = analytic_model()
+    backend.apply(sd_model, FlowSettings(shift=3.0))
+    webui = {}
+    for scheduler in sd_schedulers.schedulers:
+        for sampler in SCHEDULER_SAMPLERS:
+            result, refusal, seconds, error = measure_txt2img(backend, sd_model, sampler, scheduler.label)
+            row = {"stats": result, "refusal": refusal, "error": error}
+            if refusal is not None:
+                row["unrefused"] = measure_unrefused(backend, sd_model, sampler, scheduler.label)
+            webui[f"{scheduler.label} | {sampler}"] = row
+    alter = {}
+    for scheduler in ALTER_SCHEDULERS:
+        result, refusal, seconds, error = measure_txt2img(backend, sd_model, ALTER_SCHEDULER_SAMPLER, scheduler)
+        row = {"stats": result, "refusal": refusal, "error": error}
+        if refusal is not None:
+            row["unrefused"] = measure_unrefused(backend, sd_model, ALTER_SCHEDULER_SAMPLER, scheduler)
+        alter[f"{scheduler} | {ALTER_SCHEDULER_SAMPLER}"] = row
+    return {"steps": STEPS, "webui": webui, "alter": alter,
+            "listed": [s.label for s in sd_schedulers.schedulers]}
+
+
+IMG2IMG_SAMPLERS = ("Euler", "Euler a", "DPM++ 2M", "DPM++ 2M SDE", "DDIM", "UniPC", "Euler A Comfy", "ER SDE")
+
+
+def data_latent(field, height, width, seed):
+    import torch
+    return field.sample((1, 4, height, width), generator=torch.Generator().manual_seed(seed))
+
+
+def suite_img2img():
+    import torch
+    from model_sampling_flow.settings import FlowSettings
+    backend = load_backend()
+    field, _, sd_model = analytic_model()
+    backend.apply(sd_model, FlowSettings(shift=3.0))
+    init = data_latent(field, SIZE // 8, SIZE // 8, seed=11)
+    out = {"img2img": {}, "inpaint": {}, "hires": {}, "second_pass": {}}
+    for sampler in IMG2IMG_SAMPLERS:
+        for strength in (0.3, 0.5, 0.75):
+            p = host.Processing(sd_model, sampler_name=sampler, steps=STEPS, width=SIZE, height=SIZE,
+                                denoising_strength=strength, cond_size=SMALL_CONDS)
+            try:
+                samples = host.img2img(p, init, before_sampling=backend.before_sampling)
+                out["img2img"][f"{sampler} | {strength}"] = {
+                    "stats": stats(samples), "changed": float((samples - init).abs().mean())}
+            except Exception as error:
+                out["img2img"][f"{sampler} | {strength}"] = {"error": f"{type(error).__name__}: {error}"}
+    # inpaint: the left half is kept (mask 1), the right half resampled
+    mask = torch.zeros(1, 4, SIZE // 8, SIZE // 8)
+    mask[..., : SIZE // 16] = 1.0
+    for sampler in ("Euler", "Euler a", "DPM++ 2M SDE"):
+        for strength in (0.3, 0.5, 0.75):
+            p = host.Processing(sd_model, sampler_name=sampler, steps=STEPS, width=SIZE, height=SIZE,
+                                denoising_strength=strength, cond_size=SMALL_CONDS)
+            samples = host.img2img(p, init, before_sampling=backend.before_sampling, mask=mask)
+            out["inpaint"][f"{sampler} | {strength}"] = {
+                "stats": stats(samples[..., SIZE // 16:]),
+                "kept_exactly": bool(torch.equal(samples[..., : SIZE // 16], init[..., : SIZE // 16])),
+                "changed": float((samples[..., SIZE // 16:] - init[..., SIZE // 16:]).abs().mean())}
+    # hires fix: processing's second pass is sample_img2img on the upscaled first-pass latent
+    low = data_latent(field, SIZE // 16, SIZE // 16, seed=12)
+    upscaled = torch.nn.functional.interpolate(low, scale_factor=2, mode="nearest")
+    for sampler in ("Euler", "Euler a", "DPM++ 2M SDE"):
+        for strength in (0.3, 0.5, 0.75):
+            p = host.Processing(sd_model, sampler_name=sampler, steps=STEPS, width=SIZE // 2,
+                                height=SIZE // 2, denoising_strength=strength, cond_size=SMALL_CONDS)
+            p.is_hr_pass, p.hr_upscale_to_x, p.hr_upscale_to_y = True, SIZE, SIZE
+            from modules import rng
+            p.rng = rng.ImageRNG(upscaled.shape[1:], p.seeds)
+            samples = host.img2img(p, upscaled, before_sampling=backend.before_sampling)
+            # nearest upscaling repeats each value 4x; the noise decorrelates them as strength grows
+            out["hires"][f"{sampler} | {strength}"] = {"stats": stats(samples)}
+    # a second processing object made by another extension during postprocess (ADetailer): no
+    # script args, no before_sampling from us; forge_objects rebuilt by processing as usual
+    for sampler in ("Euler a", "DPM++ 2M SDE", "DDIM"):
+        for strength in (0.3, 0.5):
+            p = host.Processing(sd_model, sampler_name=sampler, steps=STEPS, width=SIZE, height=SIZE,
+                                denoising_strength=strength, cond_size=SMALL_CONDS, scripts=None)
+            samples = host.img2img(p, init)
+            out["second_pass"][f"{sampler} | {strength}"] = {"stats": stats(samples)}
+        p = host.Processing(sd_model, sampler_name=sampler, steps=STEPS, width=SIZE, height=SIZE,
+                            cond_size=SMALL_CONDS, scripts=None)
+        out["second_pass"][f"{sampler} | txt2img"] = {"stats": stats(host.txt2img(p))}
+    return out
+
+
+_last_p = []
+
+
+def _run(sd_model, sampler="Euler a", steps=24, seed=5, before=None):
+    p = host.Processing(sd_model, sampler_name=sampler, steps=steps, seed=seed, width=128, height=128,
+                        cond_size=SMALL_CONDS)
+    _last_p[:] = [p]
+    return host.txt2img(p, before_sampling=before)
+
+
+def suite_lifecycle():
+    import torch
+    results = {}
+    field, unet, sd_model = analytic_model()
+    network = unet.model.diffusion_model
+    original_sampling = unet.model.model_sampling
+    original_alphas = sd_model.alphas_cumprod
+    samplers = ("Euler a", "DPM++ 2M SDE", "DDIM", "Euler A Comfy")
+
+    # 1. before the extension is even imported: the reference outputs
+    never = {name: _run(sd_model, name) for name in samplers}
+    results["sys_modules_before"] = any(m.startswith("webui_extension") for m in sys.modules)
+
+    from model_sampling_flow.settings import FlowSettings
+    from webui_extension import reforge
+    backend = reforge.ReforgeBackend()
+    results["detect_reforge_model"] = backend.detect(sd_model)
+    results["detect_plain_module"] = backend.detect(torch.nn.Module())
+    results["remove_when_never_applied"] = _ok(lambda: backend.remove(sd_model))
+
+    # 2. on: the model samples the flow way, for our own passes and without our hook
+    settings = FlowSettings(shift=3.0)
+    backend.apply(sd_model, settings)
+    backend.apply(sd_model, settings)        # idempotent
+    results["active_after_apply"] = backend.active(sd_model) == settings
+    on = {name: _run(sd_model, name, before=backend.before_sampling) for name in samplers}
+    results["on_differs"] = {n: not torch.equal(on[n], never[n]) for n in samplers}
+    results["model_sampling_during"] = _kind(unet.model.model_sampling)
+    results["network_timestep_max"] = float(network.last_timesteps.max()) if network.last_timesteps is not None else None
+    results["forge_unets_patched"] = {
+        name: _kind(getattr(sd_model, name).unet.get_model_object("model_sampling"))
+        for name in reforge.FORGE_CONTAINERS}
+
+    # 3. off: bit-identical to never enabled, every replaced object back
+    backend.remove(sd_model)
+    backend.remove(sd_model)                 # idempotent
+    results["active_after_remove"] = backend.active(sd_model)
+    results["base_unet_restored"] = all(getattr(sd_model, n).unet is unet for n in reforge.FORGE_CONTAINERS)
+    results["model_sampling_restored"] = unet.model.model_sampling is original_sampling
+    results["alphas_restored"] = sd_model.alphas_cumprod is original_alphas
+    results["create_denoiser_gone"] = "create_denoiser" not in sd_model.__dict__
+    off = {name: _run(sd_model, name) for name in samplers}
+    results["off_identical"] = {n: bool(torch.equal(off[n], never[n])) for n in samplers}
+
+    # 4. on -> off again, with a shift change in between (XYZ plot over shift)
+    backend.apply(sd_model, settings)
+    backend.apply(sd_model, settings.with_changes(shift=6.0))
+    results["shift_change_applied"] = float(backend.model_sampling(sd_model).shift)
+    shifted = _run(sd_model, "Euler a", before=backend.before_sampling)
+    results["shift_change_differs"] = not torch.equal(shifted, on["Euler a"])
+    backend.apply(sd_model, settings)
+    results["shift_back_identical"] = bool(torch.equal(_run(sd_model, "Euler a", before=backend.before_sampling),
+                                                       on["Euler a"]))
+    backend.remove(sd_model)
+    results["on_off_on_off_identical"] = bool(torch.equal(_run(sd_model, "Euler a"), never["Euler a"]))
+
+    # 5. exception inside sampling: nothing of ours may survive remove()
+    backend.apply(sd_model, settings)
+    network.fail_at_call = network.calls + 5
+    results["exception_raised"] = not _ok(lambda: _run(sd_model, "Euler a", before=backend.before_sampling))
+    network.fail_at_call = None
+    results["model_sampling_left_by_exception"] = _kind(unet.model.model_sampling)
+    backend.remove(sd_model)
+    results["model_sampling_after_exception_remove"] = unet.model.model_sampling is original_sampling
+    results["after_exception_identical"] = bool(torch.equal(_run(sd_model, "Euler a"), never["Euler a"]))
+
+    # 6. checkpoint change: flow on for model A, then model B loads and gets flow; A is restored
+    _, unet_b, model_b = analytic_model()
+    never_b = _run(model_b, "Euler a")
+    backend.apply(sd_model, settings)
+    backend.apply(model_b, settings)
+    results["switch_a_restored"] = backend.active(sd_model) is None and \
+        all(getattr(sd_model, n).unet is unet for n in reforge.FORGE_CONTAINERS)
+    results["switch_a_identical"] = bool(torch.equal(_run(sd_model, "Euler a"), never["Euler a"]))
+    backend.remove(model_b)
+    results["switch_b_identical"] = bool(torch.equal(_run(model_b, "Euler a"), never_b))
+
+    # 7. Lora: networks.py rebuilds forge_objects from forge_objects_original.unet + clones
+    backend.apply(sd_model, settings)
+    sd_model.forge_objects.unet = sd_model.forge_objects_original.unet
+    lora_like = sd_model.forge_objects.unet.clone()
+    lora_like.add_patches({}, 1.0)
+    sd_model.forge_objects.unet = lora_like
+    sd_model.forge_objects_after_applying_lora = sd_model.forge_objects.shallow_copy()
+    lora_on = _run(sd_model, "Euler a", before=backend.before_sampling)
+    results["lora_rebuild_keeps_flow"] = bool(torch.equal(lora_on, on["Euler a"]))
+    backend.remove(sd_model)
+    results["lora_rebuild_patch_removed"] = "model_sampling" not in lora_like.object_patches
+    results["lora_rebuild_off_identical"] = bool(torch.equal(_run(sd_model, "Euler a"), never["Euler a"]))
+    sd_model.forge_objects_after_applying_lora = sd_model.forge_objects_original.shallow_copy()
+
+    # 8. refusals and conflicts
+    backend.apply(sd_model, settings)
+    p = host.Processing(sd_model, sampler_name="Euler", scheduler="Align Your Steps", steps=8,
+                        width=128, height=128, cond_size=SMALL_CONDS)
+    results["ays_refusal"] = _error_text(lambda: host.txt2img(p, before_sampling=backend.before_sampling))
+    p = host.Processing(sd_model, sampler_name="LCM", steps=8, width=128, height=128, cond_size=SMALL_CONDS)
+    results["lcm_refusal"] = _error_text(lambda: host.txt2img(p, before_sampling=backend.before_sampling))
+    results.update(ams_checks(backend, sd_model, settings, never))
+    backend.remove(sd_model)
+    results["after_ams_off_identical"] = bool(torch.equal(_run(sd_model, "Euler a"), never["Euler a"]))
+
+    # 9. a real (tiny, random) ldm_patched SDXL UNet with the patch
+    results.update(tiny_sdxl_checks(backend, settings))
+    return results
+
+
+def ams_checks(backend, sd_model, settings, never):
+    import torch
+    from modules import scripts
+    out = {}
+    ams = host.load_builtin_script(REFORGE, "reForge-advanced_model_sampling",
+                                   "advanced_model_sampling_script.py", "AdvancedModelSamplingScript",
+                                   "advanced model sampling for reforge", 0, 16)
+    runner = scripts.ScriptRunner()
+    runner.alwayson_scripts.append(ams)
+    runner.scripts.append(ams)
+    ams_on = (True, "SD3", "eps", False, "v_prediction", 120.0, 0.002, 500.0, 0.03, 2.0, 3.0, 1.73,
+              1.15, 0.5, 1024, 1024)
+    ams_off = (False,) + ams_on[1:]
+    p = host.Processing(sd_model, scripts=runner, script_args=ams_on, cond_size=SMALL_CONDS)
+    out["ams_conflict_message"] = backend.conflict(p)
+    p = host.Processing(sd_model, scripts=runner, script_args=ams_off, cond_size=SMALL_CONDS)
+    out["ams_disabled_conflict"] = backend.conflict(p)
+    out["no_runner_conflict"] = backend.conflict(host.Processing(sd_model, cond_size=SMALL_CONDS))
+    # AMS leaves its create_denoiser on the model after it ran once; flow must not use it
+    backend.remove(sd_model)
+    p = host.Processing(sd_model, sampler_name="Euler a", steps=24, seed=5, width=128, height=128,
+                        scripts=runner, script_args=ams_on, cond_size=SMALL_CONDS)
+    host.txt2img(p)
+    leftover = sd_model.__dict__.get("create_denoiser")
+    out["ams_left_create_denoiser"] = leftover is not None
+    sd_model.forge_objects_after_applying_lora = sd_model.forge_objects_original.shallow_copy()
+    backend.apply(sd_model, settings)
+    flow = _run(sd_model, "Euler a", before=backend.before_sampling)
+    out["flow_over_ams_leftover_wrap"] = type(_last_p[0].sampler.model_wrap).__name__
+    backend.remove(sd_model)
+    out["ams_leftover_restored"] = sd_model.__dict__.get("create_denoiser") is leftover
+    del sd_model.create_denoiser             # a webui restart would not have it either
+    backend.apply(sd_model, settings)
+    clean = _run(sd_model, "Euler a", before=backend.before_sampling)
+    out["flow_over_ams_leftover_matches_clean"] = bool(torch.equal(flow, clean))
+    return out
+
+
+def tiny_sdxl_checks(backend, settings):
+    import torch
+    import ldm_patched.modules.sample as ldm_sample
+    out = {}
+    unet = host.tiny_sdxl_unet_patcher(seed=1)
+    sd_model = host.StandInSdModel(unet)
+    seen = []
+    network = unet.model.diffusion_model
+    original_forward = network.forward
+
+    def recording_forward(x, timesteps=None, *args, **kwargs):
+        seen.append((float(timesteps.max()), float(timesteps.min()), float(x.abs().max())))
+        return original_forward(x, timesteps, *args, **kwargs)
+    network.forward = recording_forward
+
+    def run(before=None):
+        p = host.Processing(sd_model, sampler_name="Euler", steps=8, seed=2, width=128, height=128)
+        return host.txt2img(p, before_sampling=before)
+
+    never = run()
+    backend.apply(sd_model, settings)
+    seen.clear()
+    on = run(backend.before_sampling)
+    out["tiny_finite"] = bool(torch.isfinite(on).all())
+    out["tiny_differs"] = not torch.equal(on, never)
+    out["tiny_first_timestep"] = seen[0][0] if seen else None
+    out["tiny_last_timestep"] = seen[-1][1] if seen else None
+    out["tiny_input_abs_max"] = max(s[2] for s in seen) if seen else None
+    # ldm_patched's own KSampler on the patched unet (what the Comfy-side samplers run on)
+    patched = sd_model.forge_objects.unet
+    cross = torch.randn(1, 77, 2048) * 0.1
+    positive = [[cross, {"pooled_output": torch.randn(1, 1280) * 0.1}]]
+    negative = [[torch.zeros_like(cross), {"pooled_output": torch.zeros(1, 1280)}]]
+    noise = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(3))
+    seen.clear()
+    k_out = ldm_sample.sample(patched, noise, 8, 1.0, "euler", "simple", positive, negative,
+                              torch.zeros(1, 4, 16, 16), seed=3, disable_pbar=True)
+    out["tiny_ksampler_finite"] = bool(torch.isfinite(k_out).all())
+    out["tiny_ksampler_first_timestep"] = seen[0][0] if seen else None
+    backend.remove(sd_model)
+    out["tiny_off_identical"] = bool(torch.equal(run(), never))
+    return out
+
+
+def _kind(model_sampling):
+    """'FlowVEModelSampling' for the core's VE view (or a subclass), else the class name."""
+    from model_sampling_flow.model_sampling import FlowVEModelSampling
+    return "FlowVEModelSampling" if isinstance(model_sampling, FlowVEModelSampling) else type(model_sampling).__name__
+
+
+def _ok(func):
+    try:
+        func()
+        return True
+    except Exception:
+        return False
+
+
+def _error_text(func):
+    try:
+        func()
+        return None
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+
+
+SUITES = {"samplers": suite_samplers, "schedulers": suite_schedulers, "img2img": suite_img2img,
+          "lifecycle": suite_lifecycle, "eps_control": suite_eps_control}
+
+if __name__ == "__main__":
+    suite, out_path = sys.argv[1], sys.argv[2]
+    t0 = time.time()
+    start()
+    result = SUITES[suite]()
+    result["seconds"] = round(time.time() - t0, 1)
+    with open(out_path, "w") as f:
+        json.dump(result, f, indent=1, default=lambda o: None if isinstance(o, float) and math.isnan(o) else str(o))

@@ -1,0 +1,376 @@
+"""reForge backend: flow sampling through ldm_patched's model-sampling object.
+
+reForge's CFGDenoiser hands every denoiser call to ldm_patched's `sampling_function` on
+`sd_model.forge_objects.unet.model`, whose `model_sampling` object turns (x, sigma) into network
+input and network output into x0. The webui sampler wrappers only supply sigmas: the k-diffusion
+samplers read them from `create_denoiser()` (else a CompVisDenoiser over `alphas_cumprod`), DDIM,
+PLMS and UniPC read `alphas_cumprod`, the ldm_patched ("Comfy") samplers read the model's own
+`model_sampling`. So flow on means, for one loaded checkpoint:
+
+* every UnetPatcher reForge rebuilds `forge_objects` from (`forge_objects_original`,
+  `forge_objects_after_applying_lora`, and the current `forge_objects`) is replaced by a clone
+  carrying `add_object_patch("model_sampling", <core FlowVEModelSampling>)`. reForge copies
+  `forge_objects` from these before every sampling, and the Lora extension re-derives its unet
+  from `forge_objects_original`, so hires fix, img2img and a second processing object made by
+  another extension (ADetailer) all sample the flow way without our script running for them;
+* `sd_model.create_denoiser` returns a k-diffusion DiscreteSchedule over the same table;
+* `sd_model.alphas_cumprod` is 1 / (1 + sigma_ve^2) of the same table (reForge's own SD3 model
+  derives it the same way), which makes DDIM, PLMS and UniPC exact in the VE view.
+
+The VE view is used on reForge whatever the settings say: reForge's k-diffusion samplers, its
+img2img rule `x + noise * sigma`, and ldm_patched's non-CONST branches are exactly right for a
+flow model seen as a VE model; the native flow view would send the stochastic samplers down
+their VE formulas with flow sigmas.
+
+`remove()` puts every replaced object back (the very objects, so the output is bit-identical to
+never having enabled flow) and also undoes an object patch left applied on the model by a
+sampling that was interrupted before reForge's own cleanup.
+"""
+import sys
+import weakref
+
+import torch
+
+from model_sampling_flow.model_sampling import FlowVEModelSampling
+from model_sampling_flow.schedule import SDXL_BASE_PIXELS, SDXL_VAE_FACTOR
+from model_sampling_flow.settings import FlowSettings
+
+from .backend import Backend, FlowSamplingError
+
+FORGE_CONTAINERS = ("forge_objects_original", "forge_objects_after_applying_lora", "forge_objects")
+STATE_ATTRIBUTE = "_flow_sampling_reforge"
+ADVANCED_MODEL_SAMPLING_PREFIX = "advanced model sampling for reforge"
+_MISSING = object()
+
+# Samplers that cannot sample a flow model's distribution through reForge, with the reason.
+_FLOW_PARAMETERISATION = ("is written for the native flow parameterisation (sigma <= 1, x = (1 - sigma) x0 "
+                          "+ sigma noise) and divides by 1 - sigma; reForge's samplers run on the VE view "
+                          "(sigma up to 3e4), where the same step is '{twin}'")
+_ADAPTIVE_ODE = ("integrates the ODE in sigma with step-size control; over the VE view's sigma range "
+                 "(3e4 down to 0) it exhausts its step budget and diverges at the default tolerances. "
+                 "ODE (Bosh3) and ODE (Adaptive Heun) are right")
+REFUSED_SAMPLERS = {
+    "LCM": "LCM is the sampler for latent-consistency-distilled models: it restarts every step "
+           "from the denoised estimate plus fresh noise, which collapses the variance of a model "
+           "that is not consistency-distilled (flow or not)",
+    "Euler A Comfy RF": _FLOW_PARAMETERISATION.format(twin="Euler A Comfy"),
+    "DPM++ 2S Ancestral Comfy RF": _FLOW_PARAMETERISATION.format(twin="DPM++ 2S Ancestral Comfy"),
+    "ODE (Dopri5)": _ADAPTIVE_ODE,
+}
+# ODE Custom runs the solver chosen in Settings; these are the adaptive ones refused above
+REFUSED_ODE_CUSTOM_SOLVERS = ("dopri5", "dopri8")
+
+# Schedulers that cannot be right for a flow model. A flow model in the VE view spans sigma from
+# 0.003 to 3e4 (SDXL's EPS schedule: 0.03 to 14.6). These place their steps by fixed numbers or
+# ratios, or linearly in sigma, tuned for the EPS range: over the VE range almost every step lands
+# at pure noise and the last one jumps to the data, so 256 steps still miss the distribution.
+_FIXED_LEVELS = "uses fixed noise levels tuned for SDXL's EPS schedule"
+_LINEAR_IN_SIGMA = ("spaces its steps (nearly) linearly in sigma, which over a flow model's sigma range "
+                    "puts almost every step at pure noise")
+REFUSED_SCHEDULERS = {
+    "Align Your Steps": _FIXED_LEVELS,
+    "Align Your Steps GITS": _FIXED_LEVELS,
+    "Align Your Steps 11": _FIXED_LEVELS,
+    "Align Your Steps 32": _FIXED_LEVELS,
+    "Align Your Steps Custom": "uses the noise levels typed in Settings, meant for an EPS model",
+    "Sinusoidal SF": _LINEAR_IN_SIGMA,
+    "Invcosinusoidal SF": _LINEAR_IN_SIGMA,
+    "React Cosinusoidal DynSF": _LINEAR_IN_SIGMA,
+    "Cosine": _LINEAR_IN_SIGMA,
+    "Cosine-exponential Blend": _LINEAR_IN_SIGMA,
+    "Phi": _LINEAR_IN_SIGMA,
+    "Karras Dynamic": "oscillates its Karras exponent per step, which over a flow model's sigma range "
+                      "leaves too few steps near the data",
+    "Laplace": "centres its steps on a fixed log-sigma (Settings: Laplace mu) chosen for EPS models",
+}
+
+_patched_models = weakref.WeakSet()
+
+
+class FlowSamplingRefused(FlowSamplingError):
+    """Raised from inside sampling when flow sampling cannot be right for the chosen options."""
+
+
+class ReforgeFlowVEModelSampling(FlowVEModelSampling):
+    """The core's VE view, taking integer timesteps as ldm_patched's model samplings do.
+
+    reForge's Turbo schedule calls `model_sampling.sigma(<long tensor>)`; the core returns the
+    timestep's dtype, which truncates every sigma to an integer (reported to the core).
+    """
+
+    def sigma(self, timestep):
+        if isinstance(timestep, torch.Tensor) and not timestep.is_floating_point():
+            timestep = timestep.float()
+        return super().sigma(timestep)
+
+
+def model_sampling_for(settings, latent_shape):
+    return ReforgeFlowVEModelSampling(shift=settings.effective_shift(latent_shape),
+                                      timestep_mapping=settings.timestep_mapping)
+
+
+class _State:
+    def __init__(self, settings, model_sampling):
+        self.settings = settings
+        self.model_sampling = model_sampling
+        self.clones = {}            # id(our clone) -> (our clone, the unet it replaced)
+        self.create_denoiser = _MISSING
+        self.alphas_cumprod = _MISSING
+
+
+def _settings_for_reforge(settings):
+    return settings if settings.view == "ve" else settings.with_changes(view="ve")
+
+
+def _base_latent_shape(settings):
+    side = int(round(settings.base_pixels ** 0.5 / settings.vae_factor))
+    return (side, side)
+
+
+def latent_shape_for(p):
+    """Latent (height, width) the processing object is about to sample."""
+    if getattr(p, "is_hr_pass", False) and getattr(p, "hr_upscale_to_y", 0):
+        height, width = p.hr_upscale_to_y, p.hr_upscale_to_x
+    else:
+        height, width = p.height, p.width
+    return (height // SDXL_VAE_FACTOR, width // SDXL_VAE_FACTOR)
+
+
+def alphas_cumprod_for(model_sampling):
+    """The DDPM alpha-bar table whose sigmas sqrt((1 - a) / a) are the VE table."""
+    sigmas = model_sampling.sigmas.double()
+    return (1.0 / (1.0 + sigmas * sigmas)).float()
+
+
+def _discrete_schedule_class():
+    # reForge picks k-diffusion (k_diff or ldm_patched) by an option at import: use its choice
+    from modules import sd_samplers_kdiffusion
+    return sys.modules[sd_samplers_kdiffusion.CompVisDenoiser.__module__].DiscreteSchedule
+
+
+_denoiser_classes = {}
+
+
+def make_denoiser(sd_model, model_sampling):
+    """The webui-side sigma table for a flow model: what `create_denoiser()` returns.
+
+    reForge's CFGDenoiser never calls it (the unet's model_sampling does the math); samplers
+    read sigmas, sigma_to_t/t_to_sigma, and `model_patcher` (ER SDE, SA-Solver, SEEDS ...).
+    """
+    base = _discrete_schedule_class()
+    cls = _denoiser_classes.get(base)
+    if cls is None:
+        class FlowVEDenoiser(base):
+            def __init__(self, sd_model, sigmas, quantize):
+                super().__init__(sigmas, quantize)
+                self.inner_model = sd_model
+
+            @property
+            def model_patcher(self):
+                return self.inner_model.forge_objects.unet
+
+            def set_model_sampling(self, model_sampling):
+                sigmas = model_sampling.sigmas.to(self.sigmas.device)
+                self.register_buffer("sigmas", sigmas.clone())
+                self.register_buffer("log_sigmas", sigmas.log())
+
+        cls = _denoiser_classes[base] = FlowVEDenoiser
+    from modules import shared
+    quantize = bool(getattr(shared.opts, "enable_quantization", False))
+    return cls(sd_model, model_sampling.sigmas.clone(), quantize)
+
+
+def _is_flow_denoiser(obj):
+    return type(obj) in _denoiser_classes.values()
+
+
+def _restore_model_attribute(unet, model_sampling):
+    """Undo our object patch on the shared BaseModel if a sampling left it applied."""
+    model = unet.model
+    if getattr(model, "model_sampling", None) is model_sampling:
+        original = unet.object_patches_backup.pop("model_sampling", None)
+        if original is not None:
+            model.model_sampling = original
+
+
+class ReforgeBackend(Backend):
+    name = "reForge"
+
+    @classmethod
+    def detect(cls, sd_model):
+        forge_objects = getattr(sd_model, "forge_objects", None)
+        unet = getattr(forge_objects, "unet", None)
+        return (unet is not None and hasattr(unet, "add_object_patch") and hasattr(unet, "clone")
+                and all(hasattr(sd_model, name) for name in FORGE_CONTAINERS))
+
+    # model-level lifecycle
+    def apply(self, sd_model, settings: FlowSettings, latent_shape=None) -> None:
+        settings = _settings_for_reforge(settings)
+        for other in list(_patched_models):
+            if other is not sd_model:   # checkpoint changed: only the loaded model keeps flow
+                self.remove(other)
+        state = getattr(sd_model, STATE_ATTRIBUTE, None)
+        shape = latent_shape or _base_latent_shape(settings)
+        if state is None:
+            state = _State(settings, model_sampling_for(settings, shape))
+            setattr(sd_model, STATE_ATTRIBUTE, state)
+            _patched_models.add(sd_model)
+            state.create_denoiser = sd_model.__dict__.get("create_denoiser", _MISSING)
+            state.alphas_cumprod = getattr(sd_model, "alphas_cumprod", _MISSING)
+        else:
+            state.settings = settings
+            self._set_model_sampling(sd_model, state, model_sampling_for(settings, shape))
+        self._install(sd_model, state)
+
+    def _install(self, sd_model, state):
+        """Make every unet reForge builds forge_objects from carry our model sampling."""
+        ms = state.model_sampling
+        for name in FORGE_CONTAINERS:
+            container = getattr(sd_model, name, None)
+            unet = getattr(container, "unet", None)
+            if unet is None:
+                continue
+            if unet.object_patches.get("model_sampling") is ms:
+                continue
+            if id(unet) in state.clones:      # one of ours holding an older model sampling
+                unet.add_object_patch("model_sampling", ms)
+                continue
+            clone = next((c for c, original in state.clones.values() if original is unet), None)
+            if clone is None:
+                clone = unet.clone()
+                clone.add_object_patch("model_sampling", ms)
+                state.clones[id(clone)] = (clone, unet)
+            container.unet = clone
+        if getattr(sd_model.__dict__.get("create_denoiser"), "flow_sampling", False) is not True:
+            def create_denoiser():
+                return make_denoiser(sd_model, getattr(sd_model, STATE_ATTRIBUTE).model_sampling)
+            create_denoiser.flow_sampling = True
+            sd_model.create_denoiser = create_denoiser
+        if state.alphas_cumprod is not _MISSING:
+            device = getattr(state.alphas_cumprod, "device", torch.device("cpu"))
+            sd_model.alphas_cumprod = alphas_cumprod_for(ms).to(device)
+
+    def _set_model_sampling(self, sd_model, state, model_sampling):
+        old = state.model_sampling
+        if (old.shift, old.timestep_mapping) == (model_sampling.shift, model_sampling.timestep_mapping):
+            return
+        state.model_sampling = model_sampling
+        for name in FORGE_CONTAINERS:   # Lora-derived clones of ours carry the old object too
+            unet = getattr(getattr(sd_model, name, None), "unet", None)
+            if unet is not None and unet.object_patches.get("model_sampling") is old:
+                unet.add_object_patch("model_sampling", model_sampling)
+        for clone, _ in state.clones.values():
+            clone.add_object_patch("model_sampling", model_sampling)
+
+    def remove(self, sd_model) -> None:
+        state = getattr(sd_model, STATE_ATTRIBUTE, None)
+        if state is None:
+            return
+        ms = state.model_sampling
+        for name in FORGE_CONTAINERS:
+            container = getattr(sd_model, name, None)
+            unet = getattr(container, "unet", None)
+            if unet is None:
+                continue
+            _restore_model_attribute(unet, ms)
+            if id(unet) in state.clones:
+                container.unet = state.clones[id(unet)][1]
+            elif isinstance(unet.object_patches.get("model_sampling"), FlowVEModelSampling):
+                # a clone reForge derived from ours (Lora): take our patch back out of it
+                unet.object_patches.pop("model_sampling")
+        for clone, _ in state.clones.values():
+            _restore_model_attribute(clone, ms)
+        current = sd_model.__dict__.get("create_denoiser")
+        if current is not None and getattr(current, "flow_sampling", False) is True:
+            if state.create_denoiser is _MISSING:
+                del sd_model.create_denoiser
+            else:
+                sd_model.create_denoiser = state.create_denoiser
+        if state.alphas_cumprod is not _MISSING:
+            sd_model.alphas_cumprod = state.alphas_cumprod
+        delattr(sd_model, STATE_ATTRIBUTE)
+        _patched_models.discard(sd_model)
+
+    def active(self, sd_model):
+        state = getattr(sd_model, STATE_ATTRIBUTE, None)
+        return None if state is None else state.settings
+
+    def model_sampling(self, sd_model):
+        """The model sampling object flow is using for this model (None when off)."""
+        state = getattr(sd_model, STATE_ATTRIBUTE, None)
+        return None if state is None else state.model_sampling
+
+    # per-sampling
+    def before_sampling(self, p) -> None:
+        """Bring the patch up to date for this sampling (resolution shift, hires size) and make
+        the sampler p already built use it; make sampling refuse when it cannot be right."""
+        sd_model = p.sd_model
+        state = getattr(sd_model, STATE_ATTRIBUTE, None)
+        if state is None:
+            return
+        if state.settings.shift_mode != "static":
+            shape = latent_shape_for(p)
+            self._set_model_sampling(sd_model, state, model_sampling_for(state.settings, shape))
+        self._install(sd_model, state)
+        sampler = getattr(p, "sampler", None)
+        if type(getattr(sampler, "model_wrap_cfg", None)).__name__ == "CFGDenoiserKDiffusion":
+            wrap = sampler.model_wrap
+            if _is_flow_denoiser(wrap):
+                wrap.set_model_sampling(state.model_sampling)
+            else:   # the sampler was built before flow was switched on for this model
+                sampler.model_wrap = sampler.model_wrap_cfg.model_wrap = \
+                    make_denoiser(sd_model, state.model_sampling)
+        message = self.refusal(p)
+        if message is not None and sampler is not None and hasattr(sampler, "func"):
+            sampler.func = _refusing(message)
+
+    def refusal(self, p):
+        """Why flow sampling cannot be right for p's sampler or scheduler, or None."""
+        names = [getattr(p, "sampler_name", None)]
+        if getattr(p, "is_hr_pass", False) and getattr(p, "hr_sampler_name", None) not in (None, "Use same sampler"):
+            names = [p.hr_sampler_name]
+        for name in names:
+            reason = REFUSED_SAMPLERS.get(name)
+            if name == "ODE Custom":
+                from modules import shared
+                solver = getattr(shared.opts, "ode_custom_solver", "dopri5")
+                if solver in REFUSED_ODE_CUSTOM_SOLVERS:
+                    reason = f"its solver (Settings: ODE Custom - Solver) is {solver}, which " + _ADAPTIVE_ODE
+            if reason is not None:
+                return f"Flow sampling: sampler '{name}' is not supported: {reason}. " \
+                       f"Pick another sampler or turn Flow sampling off."
+        scheduler = getattr(p, "scheduler", None)
+        if getattr(p, "is_hr_pass", False) and getattr(p, "hr_scheduler", None) not in (None, "Use same scheduler"):
+            scheduler = p.hr_scheduler
+        if scheduler in REFUSED_SCHEDULERS:
+            return f"Flow sampling: schedule type '{scheduler}' is not supported: " \
+                   f"{REFUSED_SCHEDULERS[scheduler]}. Pick another schedule type or turn Flow sampling off."
+        return None
+
+    def conflict(self, p):
+        """A message when something else would also rewrite the model's noise schedule."""
+        runner = getattr(p, "scripts", None)
+        args = getattr(p, "script_args", None) or ()
+        for script in getattr(runner, "alwayson_scripts", ()) or ():
+            name = (getattr(script, "name", None) or "").lower()
+            if not name.startswith(ADVANCED_MODEL_SAMPLING_PREFIX):
+                continue
+            own = args[script.args_from:script.args_to] if script.args_from is not None else ()
+            if own and bool(own[0]):
+                return ("Flow sampling and reForge's Advanced Model Sampling are both enabled; they "
+                        "would stack two model-sampling patches. Disable Advanced Model Sampling "
+                        "(Flow sampling already sets the flow schedule and shift) or turn Flow "
+                        "sampling off.")
+        from modules import shared
+        if getattr(shared.opts, "sd_noise_schedule", "Default") == "Zero Terminal SNR" or \
+                getattr(getattr(p, "sd_model", None), "ztsnr", False):
+            return ("Flow sampling cannot be combined with the Zero Terminal SNR noise schedule "
+                    "(Settings > Sampler parameters): a flow model already reaches pure noise. "
+                    "Set the noise schedule to Default or turn Flow sampling off.")
+        return None
+
+
+def _refusing(message):
+    def refuse(*args, **kwargs):
+        raise FlowSamplingRefused(message)
+    return refuse
