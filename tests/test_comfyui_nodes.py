@@ -321,3 +321,11 @@ def test_callback_progress_and_interrupt(flow_node, analytic):
     support.sample(model, "flow_heun", "simple", steps=5,
                    callback=lambda i, x0, x, total: steps.append((i, total, tuple(x0.shape), bool(torch.isfinite(x).all()))))
     assert steps == [(i, 5, (1, 4, 8, 8), True) for i in range(5)]
+
+
+def test_pyproject_is_read_by_comfyuis_config_parser(package):
+    from comfy_config import config_parser
+    config = config_parser.extract_node_configuration(support.REPO)
+    assert config.project.name == "model-sampling-flow"
+    assert config.tool_comfy.publisher_id and config.tool_comfy.display_name
+    assert config.project.urls.repository.startswith("https://")

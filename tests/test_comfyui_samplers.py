@@ -1,0 +1,62 @@
+"""Every sampler in ComfyUI's KSampler list on an exact RF Gaussian field N(0.5, 0.3^2), 256 steps.
+
+The model is a real comfy.model_base.SDXL whose UNet returns the exact velocity, sampled through
+comfy.sample.sample as the KSampler node does. Skips when COMFYUI_DIR is unset.
+"""
+import pytest
+
+import comfy_support as support
+from model_sampling_flow import oracles
+
+FIELD = oracles.gaussian_field(0.5, 0.3)
+
+# Measured failures in the VE view, each with its cause; the test asserts this set exactly, so a
+# host fix (or a regression elsewhere) shows up.
+VE_KNOWN_FAILURES = {
+    # LCM is a sampler for consistency-distilled models (excluded by the target).
+    "lcm",
+    # k-diffusion's adaptive DPM-Solver measures its error relative to |x|; in a VE view x is
+    # sigma * noise with sigma up to ~3e4, so the tolerance is far too loose early on (std ~0.65).
+    "dpm_adaptive",
+    # ComfyUI bug: after the second model call, `temp[0]` holds the uncond of the midpoint, and the
+    # final update adds (denoised - that) instead of 0 at cfg 1; wrong in every view (0.66 under
+    # ModelSamplingSD3). With the stale value fixed it measures 0.499 / 0.300 in the VE view.
+    "dpmpp_2s_ancestral_cfg_pp",
+}
+DETERMINISTIC = {"euler", "euler_cfg_pp", "heun", "heunpp2", "dpm_2", "lms", "dpm_fast", "dpmpp_2m",
+                 "dpmpp_2m_cfg_pp", "ipndm", "ipndm_v", "deis", "res_multistep", "res_multistep_cfg_pp",
+                 "gradient_estimation", "gradient_estimation_cfg_pp", "ddim", "uni_pc", "uni_pc_bh2",
+                 "flow_euler", "flow_heun", "flow_multistep"}
+
+
+@pytest.fixture(scope="module")
+def package(comfyui):
+    return support.load_repo_as_custom_node()
+
+
+def test_every_sampler_is_right_in_the_ve_view(package):
+    import comfy.samplers
+    base = support.analytic_sdxl(FIELD)
+    model = package.NODE_CLASS_MAPPINGS["ModelSamplingFlowSDXL"]().patch(base, 3.0, "continuous", "static", "ve")[0]
+    names = list(comfy.samplers.KSampler.SAMPLERS)
+    assert len(names) >= 45 and "flow_euler" in names and "res_multistep_ancestral" in names
+    rows = {name: support.sampler_statistics(model, name, FIELD) for name in names}
+    for row in rows.values():
+        print(f"{row['sampler']:32s} mean {row['mean']:.4f} std {row['std']:.4f} "
+              f"endpoint rms {row['endpoint_rms']:.4f} {'pass' if row['passes'] else 'FAIL'}")
+    failing = {name for name, row in rows.items() if not row["passes"]}
+    assert failing == VE_KNOWN_FAILURES
+    # deterministic samplers converge to the exact ODE endpoint of their own noise
+    far = {name: round(rows[name]["endpoint_rms"], 4) for name in DETERMINISTIC & set(rows)
+           if rows[name]["endpoint_rms"] > 0.03}
+    assert far == {}
+    assert rows["flow_multistep"]["endpoint_rms"] < 1e-3
+
+
+def test_model_sampling_sd3_is_biased_where_the_ve_view_is_not(package):
+    """The two samplers the issue names, under ModelSamplingSD3 (mean ~0.69 / ~0.72 measured)."""
+    from comfy_extras.nodes_model_advanced import ModelSamplingSD3
+    model = ModelSamplingSD3().patch(support.analytic_sdxl(FIELD), 3.0)[0]
+    for name in ("ddpm", "res_multistep_ancestral"):
+        row = support.sampler_statistics(model, name, FIELD)
+        assert row["mean"] > 0.6 and not row["passes"], row
