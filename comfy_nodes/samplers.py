@@ -8,6 +8,8 @@ coordinates (sigma in [0, 1], x = (1 - sigma) x0 + sigma noise), so:
     conversions: sigmas with sigma_from_ve, x with x_from_ve, and back for the result.
 The denoised estimate is the same in both coordinates, so previews are unchanged.
 """
+import struct
+
 import torch
 
 import comfy.k_diffusion.sampling as k_diffusion_sampling
@@ -25,7 +27,7 @@ def model_sampling_of(model):
 
 def _key(sigma):
     # The float32 value a sampler multiplies into its sigma batch; equal sigmas share one key.
-    return float(torch.tensor(float(sigma), dtype=torch.float32))
+    return struct.unpack("f", struct.pack("f", float(sigma)))[0]
 
 
 class FlowDenoiser:

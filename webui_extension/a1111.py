@@ -358,8 +358,10 @@ def flow_shift_scheduler(n, sigma_min, sigma_max, inner_model, device):
     """A1111 scheduler function for the core's flow_shift schedule (needs the flow denoiser)."""
     if not isinstance(inner_model, FlowDenoiser):
         raise FlowSamplingError(
-            f"The '{_flow_scheduler_label()}' schedule type is the rectified-flow trainers' schedule and needs "
-            f"Flow sampling on. Choose another schedule type for this checkpoint.")
+            f"The '{_flow_scheduler_label()}' schedule type (the default of the Flow samplers) is the "
+            f"rectified-flow trainers' schedule and needs Flow sampling on (Flow sampling accordion: On, or "
+            f"Auto with a checkpoint marked rectified flow). Choose another sampler and schedule type for "
+            f"this checkpoint.")
     return flow_schedulers.flow_shift(inner_model.model_sampling, n).to(device)
 
 

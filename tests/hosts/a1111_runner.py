@@ -1,0 +1,496 @@
+"""Runs inside A1111 v1.10.1's own Python: import the webui on CPU, load the extensions installed in
+its extensions folder, set an analytic rectified-flow stand-in model and run `process_images`.
+
+    A1111_DIR=<writable copy with the extension installed> python a1111_runner.py SUITE OUT.json
+
+Writes {"suite": ..., "results": ...} as JSON to OUT.json. Suites are functions named suite_<name>.
+The stand-in's data is per element N(MEAN, STD^2) (the core's gaussian_field): its network returns
+the exact velocity for the flow input and the timestep it receives (continuous mapping, t = 1000
+sigma), so a correct flow sampler's output has that mean and std. Its "VAE" encodes any image as a
+fresh draw from the same distribution, so img2img, inpaint and hires passes must also land there.
+"""
+import contextlib
+import enum
+import hashlib
+import importlib.abc
+import importlib.machinery
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+import types
+
+A1111 = os.path.abspath(os.environ["A1111_DIR"])
+EXTENSION_NAME = os.environ.get("FLOW_EXTENSION_NAME", "model-sampling-flow")
+MEAN, STD = 0.5, 0.3
+WORK = os.path.join(A1111, "flow-test-work")
+
+
+# ---- import-only stand-ins (torchvision, timm have no usable CPU wheel for torch 2.13 here) ----------
+class _Anything(type):
+    def __getattr__(cls, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Anything(name, (), {})
+
+
+class _InterpolationMode(enum.Enum):
+    NEAREST = "nearest"
+    NEAREST_EXACT = "nearest-exact"
+    BILINEAR = "bilinear"
+    BICUBIC = "bicubic"
+    BOX = "box"
+    HAMMING = "hamming"
+    LANCZOS = "lanczos"
+
+
+class _Module(types.ModuleType):
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if name == "InterpolationMode":
+            return _InterpolationMode
+        return _Anything(name, (), {})
+
+
+class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    roots = {"torchvision", "timm"}
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.split(".")[0] in self.roots:
+            return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+        return None
+
+    def create_module(self, spec):
+        module = _Module(spec.name)
+        module.__path__ = []
+        module.__version__ = "0.0.0+standin"
+        return module
+
+    def exec_module(self, module):
+        pass
+
+
+def no_network():
+    import socket
+    real = socket.getaddrinfo
+
+    def local_only(host, *args, **kwargs):
+        if host not in ("localhost", "127.0.0.1", "::1", None):
+            raise OSError(f"network disabled in the A1111 host test (tried {host!r})")
+        return real(host, *args, **kwargs)
+    socket.getaddrinfo = local_only
+
+
+def start_webui():
+    sys.meta_path.insert(0, _Finder())
+    no_network()
+    os.chdir(A1111)
+    sys.path.insert(0, A1111)
+    sys.argv = [sys.argv[0], "--skip-torch-cuda-test", "--use-cpu", "all", "--no-half", "--precision", "full",
+                "--skip-prepare-environment", "--skip-install", "--skip-version-check", "--no-download-sd-model",
+                "--skip-load-model-at-start", "--do-not-download-clip", "--disable-nan-check"]
+    os.environ.update(IGNORE_CMD_ARGS_ERRORS="1", COMMANDLINE_ARGS="", GRADIO_ANALYTICS_ENABLED="False",
+                      HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    from modules import initialize
+    initialize.imports()
+    initialize.initialize()
+    from modules import script_callbacks, shared, ui, sd_models
+    from modules.api.api import Api
+    script_callbacks.before_ui_callback()       # webui.py's order: before_ui, then create_ui
+    ui.create_ui()
+    shared.opts.sd_vae_decode_method = "Full"
+    shared.opts.live_previews_enable = False
+    sd_models.reload_model_weights = lambda *args, **kwargs: shared.sd_model   # no checkpoint loading
+    from modules import scripts
+    return Api.init_default_script_args(None, scripts.scripts_txt2img), \
+        Api.init_default_script_args(None, scripts.scripts_img2img)
+
+
+# ---- the analytic stand-in model ---------------------------------------------------------------
+def write_checkpoint(name, rectified_flow):
+    """A tiny safetensors file; its header carries the RF marker when `rectified_flow`."""
+    import torch
+    from safetensors.torch import save_file
+    os.makedirs(WORK, exist_ok=True)
+    path = os.path.join(WORK, name)
+    metadata = {"modelspec.prediction_type": "rectified_flow"} if rectified_flow else {}
+    save_file({"model.diffusion_model.out.2.bias": torch.zeros(4)}, path, metadata=metadata)
+    return path
+
+
+def make_model(checkpoint_path):
+    import torch
+    import sgm.modules.diffusionmodules.discretizer as discretizer
+    from modules import prompt_parser
+    from model_sampling_flow.oracles import gaussian_field
+
+    field = gaussian_field(MEAN, STD)
+
+    class TextEncoderStandIn(torch.nn.Module):
+        def encode_embedding_init_text(self, text, count):
+            return torch.zeros(count, 2048)
+
+    class FlowStandIn(torch.nn.Module):
+        is_sdxl = True
+        is_sd1 = False
+        is_sd2 = False
+        is_sd3 = False
+        is_sdxl_inpaint = False
+        is_ssd = False
+        parameterization = "eps"
+        cond_stage_key = "txt"
+        latent_channels = 4
+        lowvram = False
+
+        def __init__(self):
+            super().__init__()
+            self.model = torch.nn.Module()
+            self.model.conditioning_key = "crossattn"
+            self.conditioner = torch.nn.Module()
+            self.conditioner.embedders = torch.nn.ModuleList()    # read by the Lora extension on model load
+            self.alphas_cumprod = torch.asarray(discretizer.LegacyDDPMDiscretization().alphas_cumprod,
+                                                dtype=torch.float32)
+            self.first_stage_model = torch.nn.Identity()
+            self.first_stage_model.dtype = torch.float32
+            self.cond_stage_model_empty_prompt = None
+            self.cond_stage_model = TextEncoderStandIn()   # textual inversion asks it for the embedding width
+            self.set_checkpoint(checkpoint_path)
+            self.device = torch.device("cpu")            # LCM's denoiser reads it
+            self.calls = 0
+            self.timesteps = []
+            self.fail_next = False
+            self.encode_generator = torch.Generator().manual_seed(1234)
+
+        def set_checkpoint(self, path):
+            name = os.path.basename(path)
+            self.sd_checkpoint_info = types.SimpleNamespace(
+                name_for_extra=name, short_title=name, title=name, filename=path, model_name=name,
+                hash=None, sha256=None, shorthash=None)
+            self.sd_model_hash = name
+            self.sd_model_checkpoint = path
+
+        def get_learned_conditioning(self, texts):
+            n = len(texts)
+            return prompt_parser.DictWithShape({"crossattn": torch.zeros(n, 77, 2048),
+                                                "vector": torch.zeros(n, 2816)})
+
+        def apply_model(self, x, t, cond):
+            """The 'network': exact velocity of the RF Gaussian field at sigma = t / 1000."""
+            self.calls += 1
+            if self.fail_next:
+                self.fail_next = False
+                raise RuntimeError("stand-in network failure")
+            t = t.to(torch.float64) if isinstance(t, torch.Tensor) else torch.tensor(float(t))
+            self.timesteps.append(float(t.flatten()[0]))
+            sigma = (t / 1000.0).clamp(1e-6, 1.0)
+            return field.velocity(x.double(), sigma.double()).to(x.dtype)
+
+        def ema_scope(self, *args, **kwargs):
+            return contextlib.nullcontext()
+
+        def decode_first_stage(self, z):
+            return torch.nn.functional.interpolate(z[:, :3], scale_factor=8).clamp(-1, 1)
+
+        def encode_first_stage(self, image):
+            batch, _, height, width = image.shape
+            return MEAN + STD * torch.randn((batch, 4, height // 8, width // 8), generator=self.encode_generator)
+
+        def get_first_stage_encoding(self, x):
+            return x
+
+    return FlowStandIn()
+
+
+# ---- processing --------------------------------------------------------------------------------
+class Run:
+    """Shared state of one runner process."""
+
+    def __init__(self):
+        self.t2i_args, self.i2i_args = start_webui()
+        from modules import shared, sd_models
+        self.rf_path = write_checkpoint("rf-model.safetensors", True)
+        self.plain_path = write_checkpoint("plain-model.safetensors", False)
+        self.model = make_model(self.rf_path)
+        shared.sd_model = self.model
+        sd_models.model_data.was_loaded_at_least_once = True
+
+    def flow_script(self, runner):
+        for script in runner.alwayson_scripts:
+            if script.title() == "Flow sampling":
+                return script
+        return None
+
+    def script_args(self, runner, defaults, flow):
+        args = list(defaults)
+        script = self.flow_script(runner)
+        if script is not None and flow is not None:
+            values = [flow.get("mode", "Off"), flow.get("shift", 3.0), flow.get("timestep_mapping", "continuous"),
+                      flow.get("resolution_shift", False), flow.get("view", "ve")]
+            args[script.args_from:script.args_to] = values
+        return args
+
+    def txt2img(self, sampler="Euler", scheduler="Automatic", steps=20, seed=1, batch=2, size=256, flow=None,
+                cfg=1.0, hires=None, overrides=None, second_pass=None):
+        from modules import processing, scripts
+        kwargs = {}
+        if hires:
+            kwargs = dict(enable_hr=True, hr_scale=hires.get("scale", 2), hr_upscaler=hires.get("upscaler", "Latent (nearest)"),
+                          denoising_strength=hires["strength"], hr_second_pass_steps=hires.get("steps", steps))
+        p = processing.StableDiffusionProcessingTxt2Img(
+            prompt="a flow", negative_prompt="", steps=steps, cfg_scale=cfg, sampler_name=sampler,
+            scheduler=scheduler, seed=seed, width=size, height=size, batch_size=batch,
+            do_not_save_samples=True, do_not_save_grid=True, **kwargs)
+        p.is_api = True
+        p.scripts = scripts.scripts_txt2img
+        p.script_args = self.script_args(p.scripts, self.t2i_args, flow)
+        if overrides is not None:
+            p.flow_sampling_overrides = overrides
+        if second_pass is not None:
+            p.flow_probe_second_pass = second_pass
+        return self.process(p)
+
+    def img2img(self, sampler="Euler", scheduler="Automatic", steps=20, seed=1, batch=2, size=256, flow=None,
+                strength=0.5, inpaint=False, cfg=1.0):
+        from PIL import Image
+        from modules import processing, scripts
+        kwargs = {}
+        if inpaint:
+            mask = Image.new("L", (size, size), 0)
+            mask.paste(255, (0, 0, size // 2, size))         # repaint the left half
+            kwargs = dict(mask=mask, mask_blur=0, inpainting_fill=1, inpaint_full_res=False)
+        p = processing.StableDiffusionProcessingImg2Img(
+            init_images=[Image.new("RGB", (size, size), (120, 60, 200))], denoising_strength=strength,
+            prompt="a flow", negative_prompt="", steps=steps, cfg_scale=cfg, sampler_name=sampler,
+            scheduler=scheduler, seed=seed, width=size, height=size, batch_size=batch,
+            do_not_save_samples=True, do_not_save_grid=True, **kwargs)
+        p.is_api = True
+        p.scripts = scripts.scripts_img2img
+        p.script_args = self.script_args(p.scripts, self.i2i_args, flow)
+        return self.process(p, left_half=inpaint)
+
+    def process(self, p, left_half=False):
+        import torch
+        from modules import processing
+        probe = probe_module()
+        probe.reset()
+        self.model.timesteps.clear()
+        result = {"error": None, "infotext": "", "comments": ""}
+        started = time.perf_counter()
+        try:
+            processed = processing.process_images(p)
+            result["infotext"] = processed.infotexts[0] if processed.infotexts else ""
+            result["comments"] = processed.comments
+        except BaseException as error:    # the webui shows this text to the user
+            result["error"] = f"{type(error).__name__}: {error}"
+            result["traceback"] = traceback.format_exc()
+        result["seconds"] = round(time.perf_counter() - started, 3)
+        passes = probe.samples
+        result["passes"] = []
+        for index, samples in enumerate(passes):
+            values = samples.double()
+            if left_half and index == 0:
+                values = values[..., : values.shape[-1] // 2]
+            result["passes"].append({
+                "shape": list(samples.shape), "mean": float(values.mean()), "std": float(values.std()),
+                "sha256": hashlib.sha256(samples.float().contiguous().numpy().tobytes()).hexdigest()})
+        result["denoisers"] = sorted(set(probe.denoisers))
+        result["max_timestep"] = max(self.model.timesteps) if self.model.timesteps else None
+        result["patched"] = patch_state(self.model)
+        return result
+
+
+def probe_module():
+    from modules import scripts
+    for data in scripts.scripts_data:
+        if data.script_class.__name__ == "FlowTestProbe":
+            return data.module
+    raise RuntimeError("flow test probe extension not loaded")
+
+
+def patch_state(model):
+    """Instance attributes that differ from a fresh model's: empty when unpatched."""
+    return sorted(k for k in model.__dict__ if k in ("create_denoiser", "apply_model", "flow_sampling_state"))
+
+
+# ---- suites ------------------------------------------------------------------------------------
+def suite_load(run):
+    from modules import scripts, sd_samplers, sd_schedulers, shared, extensions
+    out = {}
+    out["extensions"] = [e.name for e in extensions.extensions]
+    out["txt2img_scripts"] = [s.title() for s in scripts.scripts_txt2img.alwayson_scripts]
+    out["img2img_scripts"] = [s.title() for s in scripts.scripts_img2img.alwayson_scripts]
+    out["samplers"] = sd_samplers.visible_sampler_names()
+    out["schedulers"] = [s.label for s in sd_schedulers.schedulers]
+    xyz = [x for x in scripts.scripts_data if x.script_class.__module__ == "xyz_grid.py"]
+    out["xyz_axes"] = [o.label for o in xyz[0].module.axis_options] if xyz else []
+    out["settings"] = sorted(k for k in shared.opts.data_labels if k.startswith("flow_sampling"))
+    script = run.flow_script(scripts.scripts_txt2img)
+    out["infotext_fields"] = len(script.infotext_fields or []) if script else 0
+    out["args"] = [script.args_from, script.args_to] if script else None
+    # the install hook, run the way launch_utils.run_extension_installer runs it
+    installer = os.path.join(A1111, "extensions", EXTENSION_NAME, "install.py")
+    env = dict(os.environ, PYTHONPATH=f"{A1111}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, installer], capture_output=True, text=True, env=env, cwd=A1111)
+    out["install"] = {"exists": os.path.isfile(installer), "returncode": proc.returncode, "stdout": proc.stdout,
+                      "stderr": proc.stderr, "seconds": round(time.perf_counter() - started, 3)}
+    # registering again (a script reload does) changes nothing
+    import webui_extension.a1111 as backend
+    before = (len(sd_samplers.all_samplers), len(sd_schedulers.schedulers))
+    out["register_again"] = [backend.register_samplers(), backend.register_schedulers()]
+    out["counts_unchanged"] = before == (len(sd_samplers.all_samplers), len(sd_schedulers.schedulers))
+    return out
+
+
+def all_samplers():
+    from modules import sd_samplers
+    return [s.name for s in sd_samplers.all_samplers]
+
+
+def measure(run, sampler, scheduler, steps):
+    # 4 images of 32x32x4 latents: 16384 values per measurement
+    r = run.txt2img(sampler=sampler, scheduler=scheduler, steps=steps, seed=11, batch=4, size=256,
+                    flow={"mode": "On", "shift": 3.0})
+    out = {k: r[k] for k in ("error", "seconds", "denoisers")}
+    if r["passes"]:
+        out.update(mean=r["passes"][0]["mean"], std=r["passes"][0]["std"])
+    return out
+
+
+def suite_matrix(run):
+    """Every sampler x every schedule type (or the lists in FLOW_MATRIX_SAMPLERS / _SCHEDULERS)."""
+    from modules import sd_schedulers
+    steps = int(os.environ.get("FLOW_MATRIX_STEPS", "256"))
+    samplers = json.loads(os.environ["FLOW_MATRIX_SAMPLERS"]) if os.environ.get("FLOW_MATRIX_SAMPLERS") \
+        else all_samplers()
+    schedulers = json.loads(os.environ["FLOW_MATRIX_SCHEDULERS"]) if os.environ.get("FLOW_MATRIX_SCHEDULERS") \
+        else [s.label for s in sd_schedulers.schedulers]
+    return {f"{sampler} | {scheduler}": measure(run, sampler, scheduler, steps)
+            for sampler in samplers for scheduler in schedulers}
+
+
+def suite_samplers(run):
+    """Every sampler A1111 lists (plus ours) with its own default schedule type, 256 steps."""
+    return {f"{sampler} | Automatic": measure(run, sampler, "Automatic", 256) for sampler in all_samplers()}
+
+
+def suite_schedulers(run):
+    """Every schedule type with a deterministic and a stochastic sampler, 256 steps."""
+    from modules import sd_schedulers
+    return {f"{sampler} | {s.label}": measure(run, sampler, s.label, 256)
+            for s in sd_schedulers.schedulers for sampler in ("Euler", "DPM++ 2M SDE")}
+
+
+def suite_img2img(run):
+    steps = int(os.environ.get("FLOW_IMG2IMG_STEPS", "256"))
+    samplers = ["Euler", "Euler a", "DPM++ 2M", "DPM++ 2M SDE", "Flow Euler", "Flow SDE"]
+    out = {}
+    for sampler in samplers:
+        for strength in (0.3, 0.5, 0.75):
+            for inpaint in (False, True):
+                r = run.img2img(sampler=sampler, steps=steps, strength=strength, inpaint=inpaint, seed=5, batch=4,
+                                flow={"mode": "On"})
+                out[f"{'inpaint' if inpaint else 'img2img'} | {sampler} | {strength}"] = r
+        r = run.txt2img(sampler=sampler, steps=steps, seed=5, batch=2, size=256, flow={"mode": "On"},
+                        hires={"strength": 0.5, "scale": 2})
+        out[f"hires | {sampler} | 0.5"] = r
+    return out
+
+
+def suite_lifecycle(run):
+    """Off / on / off, exception, checkpoint change, Auto, infotext, XYZ, second pass."""
+    from modules import infotext_utils, script_callbacks, scripts
+    out = {}
+    case = dict(sampler="DPM++ 2M SDE", steps=12, seed=3, batch=1, size=64)
+    out["off_1"] = run.txt2img(flow={"mode": "Off"}, **case)
+    out["on"] = run.txt2img(flow={"mode": "On", "shift": 3.0}, **case)
+    out["on_img2img"] = run.img2img(flow={"mode": "On"}, sampler="Euler", steps=12, seed=3, batch=1, size=64)
+    out["off_2"] = run.txt2img(flow={"mode": "Off"}, **case)
+    out["off_img2img"] = run.img2img(flow={"mode": "Off"}, sampler="Euler", steps=12, seed=3, batch=1, size=64)
+    # an exception inside sampling
+    run.txt2img(flow={"mode": "On"}, **case)
+    run.model.fail_next = True
+    out["exception"] = run.txt2img(flow={"mode": "On"}, **case)
+    out["after_exception_off"] = run.txt2img(flow={"mode": "Off"}, **case)
+    # checkpoint change: new weights into the same model object (A1111 does this for same-config models)
+    run.txt2img(flow={"mode": "On"}, **case)
+    run.model.set_checkpoint(run.plain_path)
+    script_callbacks.model_loaded_callback(run.model)
+    out["after_checkpoint_change_patch"] = patch_state(run.model)
+    out["auto_plain"] = run.txt2img(flow={"mode": "Auto"}, **case)
+    run.model.set_checkpoint(run.rf_path)
+    script_callbacks.model_loaded_callback(run.model)
+    out["auto_rf"] = run.txt2img(flow={"mode": "Auto"}, **case)
+    # refused samplers and schedulers while flow is on
+    out["refused"] = {}
+    for sampler, scheduler in (("DDIM", "Automatic"), ("PLMS", "Automatic"), ("UniPC", "Automatic"),
+                               ("LCM", "Automatic"), ("DDIM CFG++", "Automatic"), ("Euler", "Align Your Steps"),
+                               ("Euler", "Beta")):
+        r = run.txt2img(flow={"mode": "On"}, sampler=sampler, scheduler=scheduler, steps=6, seed=3, batch=1, size=64)
+        out["refused"][f"{sampler} | {scheduler}"] = r["error"]
+    # flow samplers / scheduler with flow off
+    out["flow_sampler_off"] = run.txt2img(flow={"mode": "Off"}, sampler="Flow Euler", steps=6, seed=3, batch=1, size=64)
+    out["flow_scheduler_off"] = run.txt2img(flow={"mode": "Off"}, sampler="Euler", scheduler="Flow shift", steps=6,
+                                            seed=3, batch=1, size=64)
+    # infotext round trip through A1111's parser and the script's paste fields
+    r = run.txt2img(flow={"mode": "On", "shift": 2.5, "timestep_mapping": "floor_999"}, **case)
+    out["infotext"] = r["infotext"]
+    params = infotext_utils.parse_generation_parameters(r["infotext"])
+    script = run.flow_script(scripts.scripts_txt2img)
+    pasted = []
+    for component, key in script.infotext_fields:
+        value = key(params) if callable(key) else params.get(key)
+        pasted.append([component.label, value])
+    out["pasted"] = pasted
+    out["floor_999_timesteps_integral"] = r["max_timestep"] is not None and float(r["max_timestep"]).is_integer()
+    # XYZ plot axes: apply them the way xyz_grid does, then generate
+    xyz = [x for x in scripts.scripts_data if x.script_class.__module__ == "xyz_grid.py"][0].module
+    axes = {o.label: o for o in xyz.axis_options if o.label.startswith("[Flow]")}
+    out["xyz"] = {}
+    for label, value in (("[Flow] Flow sampling", "On"), ("[Flow] Flow shift", 6.0),
+                         ("[Flow] Flow mapping", "floor_1000")):
+        from modules import processing
+        p_probe = processing.StableDiffusionProcessingTxt2Img()
+        axes[label].apply(p_probe, axes[label].type(value), [])
+        out["xyz"][label] = getattr(p_probe, "flow_sampling_overrides", None)
+    r = run.txt2img(flow={"mode": "Off"}, overrides={"mode": "On", "shift": 6.0, "timestep_mapping": "floor_1000"},
+                    **case)
+    out["xyz_run"] = {"infotext": r["infotext"], "denoisers": r["denoisers"]}
+    # a second processing object made in postprocess, without our script (ADetailer's way)
+    out["second_pass_on"] = run.txt2img(flow={"mode": "On"}, sampler="Euler", steps=256, seed=8, batch=4, size=256,
+                                        second_pass={"strength": 0.5, "steps": 256})
+    out["second_pass_off"] = run.txt2img(flow={"mode": "Off"}, sampler="Euler", steps=12, seed=8, batch=1, size=64,
+                                         second_pass={"strength": 0.5, "steps": 12})
+    out["final_patch"] = patch_state(run.model)
+    return out
+
+
+def suite_baseline(run):
+    """The lifecycle cases that must match a webui without the extension."""
+    case = dict(sampler="DPM++ 2M SDE", steps=12, seed=3, batch=1, size=64)
+    return {"off": run.txt2img(flow=None, **case),
+            "off_img2img": run.img2img(flow=None, sampler="Euler", steps=12, seed=3, batch=1, size=64),
+            "second_pass_off": run.txt2img(flow=None, sampler="Euler", steps=12, seed=8, batch=1, size=64,
+                                           second_pass={"strength": 0.5, "steps": 12}),
+            "extensions": [e.name for e in __import__("modules.extensions", fromlist=["x"]).extensions]}
+
+
+def main():
+    suite, out_path = sys.argv[1], sys.argv[2]
+    started = time.perf_counter()
+    try:
+        run = Run()
+        results = globals()[f"suite_{suite}"](run)
+        payload = {"suite": suite, "results": results, "error": None}
+    except BaseException:
+        payload = {"suite": suite, "results": None, "error": traceback.format_exc()}
+    payload["seconds"] = round(time.perf_counter() - started, 2)
+    with open(out_path, "w") as handle:
+        json.dump(payload, handle, indent=1, default=str)
+
+
+if __name__ == "__main__":
+    main()

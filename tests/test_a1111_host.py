@@ -1,0 +1,203 @@
+"""End-to-end tests inside real A1111 v1.10.1 (issue 7): the extension installed in the webui's
+extensions folder, the webui's own process_images on an analytic rectified-flow stand-in model.
+
+Needs A1111_DIR (an A1111 v1.10.1 tree; it is copied, never written) and A1111_PYTHON (the Python
+of a venv made by tests/hosts/a1111_venv.sh); skipped with the reason otherwise. The suites run as
+subprocesses, two at a time, and each test reads its suite's JSON.
+
+The stand-in's data is per element N(0.5, 0.3^2), so a sampler that samples the model's
+distribution ends there: within 0.01 in mean and 0.02 in std (16384 values per measurement).
+"""
+import concurrent.futures
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "hosts"))
+from a1111_host import host_paths, make_host_copy, run_suite  # noqa: E402
+
+MEAN, STD = 0.5, 0.3
+MEAN_TOLERANCE, STD_TOLERANCE = 0.01, 0.02
+
+REFUSED_SAMPLERS = ("DDIM", "DDIM CFG++", "PLMS", "UniPC", "LCM")
+REFUSED_SCHEDULERS = ("Align Your Steps", "Beta")
+# Listed samplers that are not expected to sample the model's distribution at 256 steps, and why.
+EXCLUDED_SAMPLERS = {}
+
+
+class Host:
+    def __init__(self, base, a1111_dir, python):
+        self.python = python
+        self.base = base
+        self.webui = make_host_copy(a1111_dir, os.path.join(base, "webui"), with_extension=True)
+        self.plain = make_host_copy(a1111_dir, os.path.join(base, "webui-plain"), with_extension=False)
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+        jobs = {"samplers": self.webui, "schedulers": self.webui, "lifecycle": self.webui,
+                "baseline": self.plain, "img2img": self.webui, "load": self.webui}
+        self.futures = {suite: self.pool.submit(run_suite, webui, python, suite, base)
+                        for suite, webui in jobs.items()}
+
+    def results(self, suite):
+        return self.futures[suite].result()["results"]
+
+
+@pytest.fixture(scope="session")
+def host(tmp_path_factory):
+    a1111_dir, python = host_paths()
+    host = Host(str(tmp_path_factory.mktemp("a1111")), a1111_dir, python)
+    yield host
+    host.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def within(result):
+    return abs(result["mean"] - MEAN) <= MEAN_TOLERANCE and abs(result["std"] - STD) <= STD_TOLERANCE
+
+
+def describe(name, result):
+    if result.get("error"):
+        return f"{name}: error {result['error']}"
+    return f"{name}: mean {result.get('mean', float('nan')):.4f} std {result.get('std', float('nan')):.4f}"
+
+
+# ---- 1. installed the way users install it, loads, install.py runs as the webui runs it ---------
+def test_extension_loads_with_its_ui_samplers_schedulers_settings_and_axes(host):
+    load = host.results("load")
+    assert "model-sampling-flow" in load["extensions"]
+    assert "Flow sampling" in load["txt2img_scripts"] and "Flow sampling" in load["img2img_scripts"]
+    for label in ("Flow Euler", "Flow Heun", "Flow Euler a", "Flow SDE", "Flow Multistep"):
+        assert load["samplers"].count(label) == 1, label
+    assert load["schedulers"].count("Flow shift") == 1
+    assert {"[Flow] Flow sampling", "[Flow] Flow shift", "[Flow] Flow mapping"} <= set(load["xyz_axes"])
+    assert {"flow_sampling_mode", "flow_sampling_shift", "flow_sampling_timestep_mapping"} <= set(load["settings"])
+    assert load["infotext_fields"] == 5 and load["args"][1] - load["args"][0] == 5
+
+
+def test_install_hook_runs_quickly_and_installs_nothing(host):
+    install = host.results("load")["install"]
+    assert install["exists"] and install["returncode"] == 0, install
+    assert install["stdout"] == "" and install["stderr"] == "", install
+
+
+def test_registration_is_idempotent(host):
+    load = host.results("load")
+    assert load["register_again"] == [[], []] and load["counts_unchanged"]
+
+
+# ---- 2. every sampler and every schedule type: right distribution or a clear refusal ------------
+def test_every_listed_sampler_samples_the_flow_distribution_or_is_refused(host):
+    results = host.results("samplers")
+    assert len(results) >= 25
+    wrong = []
+    for name, result in results.items():
+        sampler = name.split(" | ")[0]
+        if sampler in REFUSED_SAMPLERS:
+            assert result["error"] and "Flow sampling is on" in result["error"] and "alphas_cumprod" in result["error"], \
+                describe(name, result)
+            continue
+        if sampler in EXCLUDED_SAMPLERS:
+            continue
+        assert result["denoisers"] == ["FlowDenoiser"], describe(name, result)
+        if result["error"] or not within(result):
+            wrong.append(describe(name, result))
+    assert wrong == []
+
+
+def test_every_schedule_type_works_or_is_refused(host):
+    results = host.results("schedulers")
+    wrong = []
+    for name, result in results.items():
+        scheduler = name.split(" | ")[1]
+        if scheduler in REFUSED_SCHEDULERS:
+            assert result["error"] and f"'{scheduler}' schedule type" in result["error"], describe(name, result)
+            continue
+        if result["error"] or not within(result):
+            wrong.append(describe(name, result))
+    assert wrong == []
+
+
+# ---- 3. img2img, inpaint, hires fix ----------------------------------------------------------
+def test_img2img_inpaint_and_hires_reach_the_flow_distribution(host):
+    results = host.results("img2img")
+    assert len(results) == 6 * 7
+    wrong = [describe(name, r["passes"][-1] if r["passes"] else r) for name, r in results.items()
+             if r["error"] or not r["passes"] or not within(r["passes"][-1])]
+    assert wrong == []
+    for name, r in results.items():
+        assert r["denoisers"] == ["FlowDenoiser"], name
+        if name.startswith("hires"):
+            assert r["passes"][-1]["shape"] == [2, 4, 64, 64], name     # 256 px upscaled 2x
+
+
+# ---- 4. a second processing object made by another extension ---------------------------------
+def test_second_pass_of_another_extension_samples_the_flow_way(host):
+    r = host.results("lifecycle")["second_pass_on"]
+    assert r["error"] is None and len(r["passes"]) == 2
+    assert r["denoisers"] == ["FlowDenoiser"]
+    assert within(r["passes"][1]), describe("second pass", r["passes"][1])
+
+
+# ---- 5. off is the webui without the extension; on -> off; exception; checkpoint change ------
+def test_off_is_bit_identical_to_a_webui_without_the_extension(host):
+    life, plain = host.results("lifecycle"), host.results("baseline")
+    assert "model-sampling-flow" not in plain["extensions"]
+    reference = plain["off"]["passes"][0]["sha256"]
+    for case in ("off_1", "off_2", "after_exception_off"):
+        assert life[case]["passes"][0]["sha256"] == reference, case
+        assert life[case]["patched"] == [], case
+    assert life["off_img2img"]["passes"][0]["sha256"] == plain["off_img2img"]["passes"][0]["sha256"]
+    assert [p["sha256"] for p in life["second_pass_off"]["passes"]] == \
+        [p["sha256"] for p in plain["second_pass_off"]["passes"]]
+    assert "Flow" not in life["off_1"]["infotext"]
+
+
+def test_on_patches_the_model_and_differs_from_off(host):
+    life = host.results("lifecycle")
+    assert life["on"]["patched"] == ["apply_model", "create_denoiser", "flow_sampling_state"]
+    assert life["on"]["passes"][0]["sha256"] != life["off_1"]["passes"][0]["sha256"]
+    assert life["on"]["denoisers"] == ["FlowDenoiser"] and life["off_1"]["denoisers"] == ["CompVisDenoiser"]
+
+
+def test_exception_inside_sampling_leaves_a_consistent_host(host):
+    life = host.results("lifecycle")
+    assert "stand-in network failure" in life["exception"]["error"]
+    # flow is still on for the model (the user's choice), nothing half-applied; off restores exactly
+    assert life["exception"]["patched"] == ["apply_model", "create_denoiser", "flow_sampling_state"]
+    assert life["after_exception_off"]["patched"] == []
+
+
+def test_checkpoint_change_unpatches_and_auto_follows_the_marker(host):
+    life = host.results("lifecycle")
+    assert life["after_checkpoint_change_patch"] == []
+    assert life["auto_plain"]["patched"] == [] and life["auto_plain"]["denoisers"] == ["CompVisDenoiser"]
+    assert "Flow sampling (Auto) off" in life["auto_plain"]["comments"]
+    assert life["auto_rf"]["denoisers"] == ["FlowDenoiser"]
+    assert "Flow sampling (Auto) on: marked rectified flow" in life["auto_rf"]["comments"]
+
+
+def test_refusals_are_clear_messages(host):
+    refused = host.results("lifecycle")["refused"]
+    for name, error in refused.items():
+        assert error and error.startswith("FlowSamplingError: Flow sampling is on"), (name, error)
+    life = host.results("lifecycle")
+    for case in ("flow_sampler_off", "flow_scheduler_off"):
+        assert "needs Flow sampling on" in life[case]["error"], life[case]["error"]
+
+
+# ---- 6. infotext and XYZ -----------------------------------------------------------------------
+def test_infotext_round_trip_restores_flow_settings(host):
+    life = host.results("lifecycle")
+    assert "Flow sampling: on, Flow shift: 2.5, Flow mapping: floor_999" in life["infotext"]
+    pasted = dict(life["pasted"])
+    assert pasted["Flow sampling"] == "On" and pasted["Flow shift"] == 2.5
+    assert pasted["Flow timestep mapping"] == "floor_999"
+    assert life["floor_999_timesteps_integral"]      # the network got floor(999 sigma)
+
+
+def test_xyz_axes_apply(host):
+    life = host.results("lifecycle")
+    assert life["xyz"] == {"[Flow] Flow sampling": {"mode": "On"}, "[Flow] Flow shift": {"shift": 6.0},
+                           "[Flow] Flow mapping": {"timestep_mapping": "floor_1000"}}
+    assert "Flow shift: 6, Flow mapping: floor_1000" in life["xyz_run"]["infotext"]
+    assert life["xyz_run"]["denoisers"] == ["FlowDenoiser"]
+    assert life["final_patch"] == []        # the last generation had flow off
