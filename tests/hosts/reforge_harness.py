@@ -58,7 +58,7 @@ def host_copy():
     return _copy[0]
 
 
-SUITES = ("samplers", "schedulers", "img2img", "lifecycle", "eps_control")
+SUITES = ("samplers", "schedulers", "img2img", "lifecycle", "eps_control", "process_images")
 _running = {}
 
 

@@ -341,3 +341,53 @@ def load_builtin_script(reforge_dir, extension, filename, class_name, name, args
     script.filename, script.name = path, name
     script.args_from, script.args_to = args_from, args_to
     return script
+
+
+# ------------------------------------------------------------------ full processing.process_images
+def make_processable(sd_model, field, seed=21):
+    """Give a stand-in model what process_images touches beyond sampling: a checkpoint record,
+    prompt conditioning (tiny: the analytic network ignores it), and a stand-in VAE whose decode
+    keeps the latent's first three channels and whose encode returns fresh exact data draws (so
+    img2img starts from the data distribution whatever the picture)."""
+    import torch
+    from types import SimpleNamespace
+    sd_model.sd_checkpoint_info = SimpleNamespace(
+        name_for_extra="flow-standin", model_name="flow-standin", name="flow-standin.safetensors",
+        title="flow-standin", filename=os.path.join(tempfile.gettempdir(), "flow-standin.safetensors"),
+        shorthash=None, hash=None, sha256=None)
+    sd_model.sd_model_hash, sd_model.sd_model_checkpoint = None, "flow-standin"
+    sd_model.tiling_enabled = False
+    sd_model.cond_stage_model = torch.nn.Module()
+    sd_model.first_stage_model = None
+    generator = torch.Generator().manual_seed(seed)
+    sd_model.get_learned_conditioning = lambda texts: {
+        "crossattn": torch.zeros(len(texts), 1, 8), "vector": torch.zeros(len(texts), 8)}
+    sd_model.decode_first_stage = lambda z: z[:, :3]
+    sd_model.encode_first_stage = lambda image: field.sample(
+        (image.shape[0], 4, image.shape[2] // 8, image.shape[3] // 8), generator=generator)
+    sd_model.get_first_stage_encoding = lambda latent: latent
+    return sd_model
+
+
+def use_as_loaded_model(sd_model):
+    """shared.sd_model = the stand-in; reloading weights returns it and the selected checkpoint is
+    its record (there is no checkpoint file)."""
+    from modules import sd_models, shared
+    shared.sd_model = sd_model
+    sd_models.reload_model_weights = lambda *args, **kwargs: shared.sd_model
+    sd_models.select_checkpoint = lambda: shared.sd_model.sd_checkpoint_info
+    shared.opts.sd_vae_decode_method = "Full"
+    shared.opts.sd_vae_encode_method = "Full"
+    shared.opts.live_previews_enable = False
+
+
+def load_extension_script(extension_dir, filename, class_name, args_from, args_to):
+    """Load one of the extension's scripts the way the webui does (its folder on sys.path)."""
+    from modules import script_loading
+    if extension_dir not in sys.path:
+        sys.path.insert(0, extension_dir)
+    path = os.path.join(extension_dir, "scripts", filename)
+    script = getattr(script_loading.load_module(path), class_name)()
+    script.filename, script.name = path, script.title().lower()
+    script.args_from, script.args_to = args_from, args_to
+    return script

@@ -448,8 +448,210 @@ def _error_text(func):
         return f"{type(error).__name__}: {error}"
 
 
+# ------------------------------------------------------------------ full process_images
+PI_SAMPLERS = ("Euler", "Euler a", "DPM++ 2M", "DPM++ 2M SDE", "DPM++ 3M SDE", "DDIM", "UniPC", "Euler A Comfy",
+               "ER SDE")
+FLOW_ON = ["On", 3.0, "continuous", False, "ve"]
+FLOW_OFF = ["Off", 3.0, "continuous", False, "ve"]
+
+
+def _capture_script(args_from):
+    """An always-on script recording the samples process_images produced (post_sample), and able
+    to run a foreign second pass in postprocess the way ADetailer does: its own img2img processing
+    object, its own script runner without our script, process_images on it."""
+    from modules import processing, scripts
+    from PIL import Image
+
+    class Capture(scripts.Script):
+        samples, second_pass, second_infotexts = [], [], []
+        foreign_pass = None          # (strength, sampler) to run one
+
+        def title(self):
+            return "flow test capture"
+
+        def show(self, is_img2img):
+            return scripts.AlwaysVisible
+
+        def post_sample(self, p, ps, *args):
+            import torch
+            samples = ps.samples       # a tensor, or after hires fix the decoded images as a list
+            samples = samples if isinstance(samples, torch.Tensor) else torch.stack(list(samples))
+            (Capture.second_pass if getattr(p, "_foreign", False) else Capture.samples).append(samples.detach().clone())
+
+        def postprocess(self, p, processed, *args):
+            if Capture.foreign_pass is None or getattr(p, "_foreign", False):
+                return
+            strength, sampler = Capture.foreign_pass
+            i2i = processing.StableDiffusionProcessingImg2Img(
+                init_images=[Image.new("RGB", (p.width, p.height), (128, 128, 128))], denoising_strength=strength,
+                prompt=p.prompt, negative_prompt="", steps=p.steps, cfg_scale=p.cfg_scale, sampler_name=sampler,
+                scheduler="Automatic", seed=p.seed + 1, width=p.width, height=p.height,
+                do_not_save_samples=True, do_not_save_grid=True)
+            i2i._foreign = True
+            own = scripts.ScriptRunner()
+            own.alwayson_scripts.append(self)
+            own.scripts.append(self)
+            i2i.scripts, i2i.script_args = own, []
+            result = processing.process_images(i2i)
+            Capture.second_infotexts.append(result.infotexts[0])
+
+    capture = Capture()
+    capture.filename, capture.name, capture.args_from, capture.args_to = "capture", "flow test capture", args_from, args_from
+    return capture
+
+
+def _runner(*script_list):
+    from modules import scripts
+    runner = scripts.ScriptRunner()
+    for script in script_list:
+        runner.alwayson_scripts.append(script)
+        runner.scripts.append(script)
+    return runner
+
+
+def _pi_txt2img(runner, args, sampler="Euler a", steps=24, size=128, seed=7, **extra):
+    from modules import processing
+    p = processing.StableDiffusionProcessingTxt2Img(
+        prompt="flow", negative_prompt="", steps=steps, cfg_scale=1.0, sampler_name=sampler,
+        scheduler="Automatic", seed=seed, width=size, height=size, batch_size=1,
+        do_not_save_samples=True, do_not_save_grid=True, **extra)
+    p.scripts, p.script_args = runner, list(args)
+    return p
+
+
+def _pi_img2img(runner, args, strength, sampler="Euler a", size=SIZE, mask=None):
+    from modules import processing
+    from PIL import Image
+    p = processing.StableDiffusionProcessingImg2Img(
+        init_images=[Image.new("RGB", (size, size), (90, 160, 200))], denoising_strength=strength, mask=mask,
+        inpainting_fill=1, inpaint_full_res=False, prompt="flow", negative_prompt="", steps=STEPS,
+        cfg_scale=1.0, sampler_name=sampler, scheduler="Automatic", seed=9, width=size, height=size,
+        do_not_save_samples=True, do_not_save_grid=True)
+    p.scripts, p.script_args = runner, list(args)
+    return p
+
+
+def suite_process_images():
+    import torch
+    from modules import processing, infotext_utils
+    from PIL import Image
+    out = {}
+    field, unet, sd_model = analytic_model()
+    network = unet.model.diffusion_model
+    host.make_processable(sd_model, field)
+    host.use_as_loaded_model(sd_model)
+
+    def run(p):
+        capture.samples.clear()
+        result = processing.process_images(p)
+        return capture.samples[-1], result
+
+    # 1. the reference: the webui before the extension's script was ever loaded
+    capture = _capture_script(0)
+    absent_runner = _runner(capture)
+    absent = {name: run(_pi_txt2img(absent_runner, [], name))[0] for name in ("Euler a", "DDIM", "DPM++ 2M SDE")}
+    out["extension_imported_before_reference"] = any(m.startswith("webui_extension") for m in sys.modules)
+
+    flow = host.load_extension_script(EXTENSION, "flow_sampling.py", "FlowSamplingScript", 0, len(FLOW_ON))
+    capture = _capture_script(len(FLOW_ON))
+    runner = _runner(flow, capture)
+    out["script_title"] = flow.title()
+    off = {name: run(_pi_txt2img(runner, FLOW_OFF, name))[0] for name in absent}
+    out["off_identical_to_absent"] = {n: bool(torch.equal(off[n], absent[n])) for n in absent}
+
+    # 2. the bar through process_images (txt2img)
+    out["txt2img"] = {}
+    for name in PI_SAMPLERS:
+        samples, result = run(_pi_txt2img(runner, FLOW_ON, name, steps=STEPS, size=SIZE))
+        out["txt2img"][name] = {"stats": stats(samples), "infotext": result.infotexts[0]}
+
+    # 3. hires fix (latent upscale, second pass = sample_img2img through process_images)
+    out["hires"] = {}
+    for strength in (0.3, 0.5, 0.75):
+        samples, result = run(_pi_txt2img(runner, FLOW_ON, "Euler a", steps=STEPS, size=SIZE // 2, enable_hr=True,
+                                           hr_scale=2, hr_upscaler="Latent (nearest)", denoising_strength=strength,
+                                           hr_second_pass_steps=STEPS))
+        out["hires"][str(strength)] = {"stats": stats(samples), "shape": list(samples.shape)}
+
+    # 4. img2img and inpaint (the stand-in VAE encodes any picture to exact data draws)
+    out["img2img"], out["inpaint"] = {}, {}
+    for strength in (0.3, 0.5, 0.75):
+        for sampler in ("Euler a", "DPM++ 2M SDE", "DDIM"):
+            samples, _ = run(_pi_img2img(runner, FLOW_ON, strength, sampler))
+            out["img2img"][f"{sampler} | {strength}"] = {"stats": stats(samples)}
+        mask = Image.new("L", (SIZE, SIZE), 0)
+        mask.paste(255, (SIZE // 2, 0, SIZE, SIZE))          # repaint the right half
+        samples, _ = run(_pi_img2img(runner, FLOW_ON, strength, "Euler a", mask=mask))
+        out["inpaint"][str(strength)] = {"stats": stats(samples[..., SIZE // 16 + 2:])}
+
+    # 5. a foreign second pass (ADetailer's way) while flow is on for the loaded checkpoint
+    capture.second_pass.clear()
+    type(capture).foreign_pass = (0.5, "Euler a")
+    run(_pi_txt2img(runner, FLOW_ON, "Euler a", steps=STEPS, size=SIZE))
+    type(capture).foreign_pass = None
+    out["foreign_pass"] = {"stats": stats(capture.second_pass[-1]) if capture.second_pass else None,
+                           "infotext": capture.second_infotexts[-1] if capture.second_infotexts else None}
+
+    # 6. infotext round trip and the XYZ axes
+    _, result = run(_pi_txt2img(runner, FLOW_ON, "Euler a"))
+    parsed = infotext_utils.parse_generation_parameters(result.infotexts[0])
+    from model_sampling_flow.settings import FlowSettings
+    from webui_extension import control
+    pasted = FlowSettings.from_infotext(parsed)
+    out["infotext_pasted"] = None if pasted is None else [pasted.shift, pasted.timestep_mapping, pasted.view]
+    out["infotext_mode_pasted"] = control.mode_from_infotext(parsed)
+    base_on, _ = run(_pi_txt2img(runner, FLOW_ON, "Euler a"))
+    p = _pi_txt2img(runner, FLOW_ON, "Euler a")
+    axis = {label: setter for label, _, key, convert, _ in control.XYZ_AXES
+            for setter in [control.xyz_setter(key, convert)]}
+    axis["[Flow] Flow shift"](p, "6", None)
+    shifted, result = run(p)
+    out["xyz_shift_infotext"] = result.infotexts[0]
+    out["xyz_shift_changes_output"] = not torch.equal(shifted, base_on)
+    p = _pi_txt2img(runner, FLOW_ON, "Euler a")
+    axis["[Flow] Flow sampling"](p, "Off", None)
+    out["xyz_off_identical_to_absent"] = bool(torch.equal(run(p)[0], absent["Euler a"]))
+
+    # 7. on -> off again, and after an exception inside sampling
+    out["on_then_off_identical"] = bool(torch.equal(run(_pi_txt2img(runner, FLOW_OFF, "Euler a"))[0], absent["Euler a"]))
+    run(_pi_txt2img(runner, FLOW_ON, "Euler a"))
+    network.fail_at_call = network.calls + 4
+    try:
+        processing.process_images(_pi_txt2img(runner, FLOW_ON, "Euler a"))
+        out["exception_propagated"] = False
+    except Exception:
+        out["exception_propagated"] = True
+    network.fail_at_call = None
+    out["after_exception_off_identical"] = bool(torch.equal(run(_pi_txt2img(runner, FLOW_OFF, "Euler a"))[0],
+                                                            absent["Euler a"]))
+
+    # 8. checkpoint change: the webui's model-loaded callback
+    from modules import script_callbacks
+    run(_pi_txt2img(runner, FLOW_ON, "Euler a"))
+    script_callbacks.model_loaded_callback(sd_model)
+    from webui_extension.backend import select_backend
+    out["after_model_loaded_active"] = select_backend(sd_model).active(sd_model) is not None
+    out["after_model_loaded_restored"] = all(getattr(sd_model, n).unet is unet for n in
+                                             ("forge_objects_original", "forge_objects_after_applying_lora"))
+
+    # 9. reForge's Advanced Model Sampling also on: refused, not stacked
+    ams = host.load_builtin_script(REFORGE, "reForge-advanced_model_sampling", "advanced_model_sampling_script.py",
+                                   "AdvancedModelSamplingScript", "advanced model sampling for reforge",
+                                   len(FLOW_ON), len(FLOW_ON) + 16)
+    ams_args = [True, "SD3", "eps", False, "v_prediction", 120.0, 0.002, 500.0, 0.03, 2.0, 3.0, 1.73, 1.15, 0.5,
+                1024, 1024]
+    capture.args_from = capture.args_to = len(FLOW_ON) + 16
+    both = _runner(flow, ams, capture)
+    _, result = run(_pi_txt2img(both, FLOW_ON + ams_args, "Euler a"))
+    out["ams_both_infotext"] = result.infotexts[0]
+    out["ams_both_comments"] = result.comments
+    sd_model.__dict__.pop("create_denoiser", None)          # AMS leaves its denoiser factory behind
+    return out
+
+
 SUITES = {"samplers": suite_samplers, "schedulers": suite_schedulers, "img2img": suite_img2img,
-          "lifecycle": suite_lifecycle, "eps_control": suite_eps_control}
+          "lifecycle": suite_lifecycle, "eps_control": suite_eps_control,
+          "process_images": suite_process_images}
 
 if __name__ == "__main__":
     suite, out_path = sys.argv[1], sys.argv[2]
