@@ -1,0 +1,171 @@
+"""Host-free tests of the webui layer: backend selection, the A1111 backend's patch and exact
+restore, the script's Off/Auto/On decision, infotext paste and XYZ overrides."""
+import json
+import os
+import sys
+
+import pytest
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "hosts"))
+from a1111_standins import import_k_diffusion  # noqa: E402
+
+try:
+    import_k_diffusion()
+except ImportError as error:  # pragma: no cover
+    pytest.skip(f"k-diffusion is not importable here: {error}", allow_module_level=True)
+
+from model_sampling_flow.settings import FlowSettings  # noqa: E402
+from webui_extension import a1111, backend, control  # noqa: E402
+
+
+class Model(torch.nn.Module):
+    """The attributes of an A1111 SDXL model the backend touches."""
+
+    def __init__(self, path="/models/x.safetensors"):
+        super().__init__()
+        self.alphas_cumprod = torch.linspace(0.999, 0.01, 1000)
+        self.sd_checkpoint_info = type("Info", (), {"filename": path})()
+        self.calls = []
+
+    def apply_model(self, x, t, cond=None):
+        self.calls.append(t)
+        return torch.zeros_like(x)
+
+
+def snapshot(model):
+    return dict(model.__dict__), dict(model._buffers), dict(model._modules)
+
+
+# ---- backend contract ------------------------------------------------------------------------
+def test_backend_interface_documents_the_contract():
+    for method in ("detect", "apply", "remove", "active", "before_sampling", "conflict"):
+        assert callable(getattr(backend.Backend, method))
+        assert getattr(backend.Backend, method).__doc__
+    assert issubclass(a1111.A1111Backend, backend.Backend)
+    assert issubclass(backend.FlowSamplingError, RuntimeError)
+
+
+def test_no_backend_is_selected_outside_a_webui():
+    # neither A1111's modules nor reForge's forge_objects exist here
+    assert a1111.A1111Backend.detect(Model()) is False
+    assert backend.select_backend(Model()) is None
+
+
+def test_apply_then_remove_restores_the_model_exactly():
+    model = Model()
+    before = snapshot(model)
+    a1111_backend = a1111.A1111Backend()
+    a1111_backend.apply(model, FlowSettings(shift=2.0))
+    assert a1111_backend.active(model).shift == 2.0
+    assert isinstance(model.create_denoiser(), a1111.FlowDenoiser)
+    a1111_backend.apply(model, FlowSettings(shift=4.0))          # replaces, never stacks
+    assert a1111_backend.active(model).shift == 4.0
+    assert model.create_denoiser().model_sampling.shift == 4.0
+    a1111_backend.remove(model)
+    assert snapshot(model) == before
+    assert a1111_backend.active(model) is None
+    a1111_backend.remove(model)                                 # idempotent
+    assert snapshot(model) == before
+
+
+def test_remove_restores_instance_attributes_that_were_there_before():
+    model = Model()
+    own = lambda: "someone else's denoiser"  # noqa: E731
+    model.create_denoiser = own
+    a1111_backend = a1111.A1111Backend()
+    a1111_backend.apply(model, FlowSettings())
+    assert model.create_denoiser is not own
+    a1111_backend.remove(model)
+    assert model.create_denoiser is own and "apply_model" not in model.__dict__
+
+
+def test_apply_coerces_the_view_to_ve_for_a1111():
+    model = Model()
+    a1111.A1111Backend().apply(model, FlowSettings(view="flow"))
+    assert a1111.A1111Backend().active(model).view == "ve"
+
+
+def test_guard_refuses_timestep_samplers_but_lets_the_flow_denoiser_through():
+    model = Model()
+    a1111.A1111Backend().apply(model, FlowSettings())
+    with pytest.raises(backend.FlowSamplingError, match="alphas_cumprod"):
+        model.apply_model(torch.zeros(1, 4, 2, 2), torch.tensor([500]), cond={})
+    denoiser = model.create_denoiser()
+    out = denoiser(torch.zeros(1, 4, 2, 2), torch.tensor([1.0]), cond={})
+    assert out.shape == (1, 4, 2, 2) and len(model.calls) == 1
+    # an exception inside the network leaves the guard armed again
+    model.calls = None
+    with pytest.raises(AttributeError):
+        denoiser(torch.zeros(1, 4, 2, 2), torch.tensor([1.0]), cond={})
+    with pytest.raises(backend.FlowSamplingError):
+        model.apply_model(torch.zeros(1, 4, 2, 2), torch.tensor([500]), cond={})
+
+
+def test_resolution_shift_follows_the_generation_size():
+    model = Model()
+    a1111_backend = a1111.A1111Backend()
+    a1111_backend.apply(model, FlowSettings(shift_mode="resolution"))
+    sampler = type("Sampler", (), {})()
+    sampler.model_wrap_cfg = type("Cfg", (), {"model_wrap": model.create_denoiser()})()
+    p = type("P", (), {"sd_model": model, "is_hr_pass": False, "width": 2048, "height": 2048, "sampler": sampler})()
+    a1111_backend.before_sampling(p)
+    assert sampler.model_wrap_cfg.model_wrap.model_sampling.shift == pytest.approx(2.0)
+    assert model.create_denoiser().model_sampling.shift == pytest.approx(2.0)
+    assert float(sampler.model_wrap_cfg.model_wrap.sigmas[-1]) == \
+        pytest.approx(float(FlowSettings(shift=2.0).model_sampling().sigmas[-1]))
+
+
+def test_backend_classes_skip_a_missing_module(monkeypatch):
+    monkeypatch.setattr(backend, "BACKEND_PATHS", (("webui_extension.no_such_backend", "X"),
+                                                   ("webui_extension.a1111", "A1111Backend")))
+    assert backend.backend_classes() == [a1111.A1111Backend]
+
+
+# ---- the script's decisions --------------------------------------------------------------------
+def write_checkpoint(tmp_path, name, metadata):
+    header = json.dumps({"__metadata__": metadata,
+                         "model.diffusion_model.out.2.bias": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})
+    path = tmp_path / name
+    raw = header.encode()
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + bytes(16))
+    return str(path)
+
+
+def test_decide_off_on_auto(tmp_path):
+    rf = write_checkpoint(tmp_path, "rf.safetensors", {"modelspec.prediction_type": "rectified_flow",
+                                                       "flow_sampling.timestep_mapping": "floor_999"})
+    plain = write_checkpoint(tmp_path, "plain.safetensors", {})
+    assert control.decide("Off", 3, "continuous", False, "ve", rf).settings is None
+    on = control.decide("On", 2.5, "continuous", False, "ve", plain)
+    assert on.settings == FlowSettings(shift=2.5)
+    auto_rf = control.decide("Auto", 3, "continuous", False, "ve", rf)
+    assert auto_rf.settings.timestep_mapping == "floor_999"        # the marker states the mapping
+    assert "Auto) on" in auto_rf.reason
+    auto_plain = control.decide("Auto", 3, "continuous", False, "ve", plain)
+    assert auto_plain.settings is None and "Auto) off" in auto_plain.reason
+    assert control.decide("Auto", 3, "continuous", False, "ve", None).settings is None
+    with pytest.raises(ValueError, match="mode"):
+        control.decide("Maybe", 3, "continuous", False, "ve", rf)
+
+
+def test_infotext_paste_restores_settings():
+    settings = FlowSettings(shift=2.5, timestep_mapping="floor_1000", shift_mode="resolution")
+    params = {key: value for key, value in settings.to_infotext().items()}
+    pasted = {name: paste(params) for name, paste in control.INFOTEXT_PASTE}
+    assert pasted == {"mode": "On", "shift": 2.5, "timestep_mapping": "floor_1000", "resolution_shift": True,
+                      "view": "ve"}
+    # an image made without flow leaves the accordion as it is
+    assert all(paste({"Steps": "20"}) is None for _, paste in control.INFOTEXT_PASTE)
+
+
+def test_xyz_axes_write_overrides_the_script_applies():
+    p = type("P", (), {})()
+    for label, kind, key, convert, choices in control.XYZ_AXES:
+        value = {"mode": "on", "shift": "4.5", "timestep_mapping": "floor_999"}[key]
+        control.xyz_setter(key, convert)(p, kind(value), [])
+    assert p.flow_sampling_overrides == {"mode": "On", "shift": 4.5, "timestep_mapping": "floor_999"}
+    values = control.apply_overrides(dict(control.DEFAULTS), p.flow_sampling_overrides)
+    assert values["mode"] == "On" and values["shift"] == 4.5
+    with pytest.raises(ValueError, match="Flow mapping"):
+        control.xyz_setter("timestep_mapping", control.XYZ_AXES[2][3])(p, "nope", [])
