@@ -187,3 +187,78 @@ if __name__ == "__main__":
         row = sampler_statistics(patched, name, the_field)
         print(f"| {name} | {row['mean']:.4f} | {row['std']:.4f} | {row['endpoint_rms']:.4f} | "
               f"{'pass' if row['passes'] else 'FAIL'} |", flush=True)
+
+
+FRESH_COMFYUI_SCRIPT = r'''
+import asyncio, importlib.abc, importlib.machinery, json, sys, types
+
+class StandIn(types.ModuleType):
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        child = make(f"{self.__name__}.{name}")
+        setattr(self, name, child)
+        return child
+
+def make(name):
+    module = StandIn(name)
+    module.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)
+    module.__path__ = []
+    sys.modules[name] = module
+    return module
+
+class StandInFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        if name.startswith("torchvision."):
+            return importlib.machinery.ModuleSpec(name, self, is_package=True)
+    def create_module(self, spec):
+        return make(spec.name)
+    def exec_module(self, module):
+        pass
+
+try:
+    import torchvision
+except Exception:
+    make("torchvision")
+    sys.meta_path.insert(0, StandInFinder())
+comfy_dir = sys.argv[1]
+sys.path.insert(0, comfy_dir)
+sys.argv = ["main.py", "--cpu", "--disable-api-nodes"]
+import comfy.options
+comfy.options.enable_args_parsing()
+import nodes
+asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
+ksampler = nodes.NODE_CLASS_MAPPINGS["KSampler"].INPUT_TYPES()["required"]
+select = nodes.NODE_CLASS_MAPPINGS["KSamplerSelect"].INPUT_TYPES()["required"]
+print(json.dumps({
+    "nodes": sorted(nodes.NODE_CLASS_MAPPINGS),
+    "display": nodes.NODE_DISPLAY_NAME_MAPPINGS,
+    "ksampler_samplers": ksampler["sampler_name"][0],
+    "ksampler_schedulers": ksampler["scheduler"][0],
+    "select_samplers": select["sampler_name"][0],
+    "loaded": sorted(nodes.LOADED_MODULE_DIRS.values()),
+}))
+'''
+
+
+def fresh_comfyui_with_repo(comfy_dir, workdir, timeout=600):
+    """Start a copy of ComfyUI (init_extra_nodes, as main.py does) with this repo in custom_nodes/."""
+    import json
+    import shutil
+    import subprocess
+    copy = os.path.join(workdir, "ComfyUI")
+    top = os.path.abspath(comfy_dir)
+
+    def skip(directory, names):  # caches, and the top-level model / output / input folders
+        return [n for n in names if n == "__pycache__"
+                or (os.path.abspath(directory) == top and n in ("models", "output", "input", "user"))]
+    shutil.copytree(comfy_dir, copy, ignore=skip)
+    for root, dirs, files in os.walk(copy):
+        os.chmod(root, 0o755)
+    os.symlink(REPO, os.path.join(copy, "custom_nodes", "model-sampling-flow"))
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    result = subprocess.run([sys.executable, "-c", FRESH_COMFYUI_SCRIPT, copy], cwd=copy, env=env,
+                            capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"ComfyUI failed to start:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr

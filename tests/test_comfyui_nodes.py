@@ -329,3 +329,21 @@ def test_pyproject_is_read_by_comfyuis_config_parser(package):
     assert config.project.name == "model-sampling-flow"
     assert config.tool_comfy.publisher_id and config.tool_comfy.display_name
     assert config.project.urls.repository.startswith("https://")
+
+
+def test_a_fresh_comfyui_shows_the_nodes_and_dropdown_entries(comfyui, tmp_path):
+    """A copy of ComfyUI with the repository in custom_nodes/, started the way main.py starts it."""
+    info, log = support.fresh_comfyui_with_repo(os.environ["COMFYUI_DIR"], str(tmp_path))
+    # (some of ComfyUI's own extras fail here for want of torchaudio etc.; ours must not)
+    failures = [line for line in log.splitlines() if "IMPORT FAILED" in line or "Cannot import" in line]
+    assert not any("model-sampling-flow" in line for line in failures), failures
+    assert any(path.endswith("model-sampling-flow") for path in info["loaded"])
+    assert {"ModelSamplingFlowSDXL", "FlowSchedulerSDXL", "SamplerFlowEuler", "SamplerFlowMultistep",
+            "KSampler", "SamplerCustom", "ModelSamplingSD3"} <= set(info["nodes"])
+    assert info["display"]["ModelSamplingFlowSDXL"] == "Model Sampling Flow (RF SDXL)"
+    for name in SAMPLER_NAMES:
+        assert info["ksampler_samplers"].count(name) == 1 and name in info["select_samplers"]
+    assert info["ksampler_samplers"][:2] == ["euler", "euler_cfg_pp"]
+    for name in SCHEDULER_NAMES:
+        assert info["ksampler_schedulers"].count(name) == 1
+    assert info["ksampler_schedulers"][0] == "simple"
