@@ -347,3 +347,25 @@ def test_a_fresh_comfyui_shows_the_nodes_and_dropdown_entries(comfyui, tmp_path)
     for name in SCHEDULER_NAMES:
         assert info["ksampler_schedulers"].count(name) == 1
     assert info["ksampler_schedulers"][0] == "simple"
+
+
+def test_latent_scale_reaches_sampling(flow_node, analytic):
+    """With latent_scale 1 the sampled latent is in the model's own units (mean 0.5, std 0.3)."""
+    model = flow_node.patch(analytic, 3.0, "continuous", "static", "ve", latent_scale=1.0)[0]
+    out = support.sample(model, "flow_multistep", "flow_shift", steps=32, seed=4, shape=(1, 4, 32, 32))
+    assert abs(float(out.mean()) - 0.5) < 0.02 and abs(float(out.std()) - 0.3) < 0.02
+
+
+@pytest.mark.parametrize("sampler", ["flow_euler", "flow_sde"])
+def test_inpainting_keeps_the_unmasked_latent_in_the_ve_view(flow_node, analytic, sampler):
+    import comfy.sample
+    model = flow_node.patch(analytic, 3.0, "continuous", "static", "ve")[0]
+    latent = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., :, 4:] = 1.0  # repaint the right half only
+    noise = comfy.sample.prepare_noise(latent, 3)
+    positive, negative = support.sdxl_conds(tokens=1)
+    out = comfy.sample.sample(model, noise, 12, 1.0, sampler, "simple", positive, negative, latent,
+                              noise_mask=mask, disable_pbar=True, seed=3)
+    assert torch.allclose(out[..., :4], latent[..., :4], atol=1e-4)
+    assert not torch.allclose(out[..., 4:], latent[..., 4:], atol=1e-2)
