@@ -448,6 +448,29 @@ def _error_text(func):
         return f"{type(error).__name__}: {error}"
 
 
+def suite_ams_baseline():
+    """For the docs: the same sweep with reForge's built-in Advanced Model Sampling (SD3, shift 3)
+    instead of flow sampling, run through its real script in a ScriptRunner."""
+    from modules import scripts, sd_samplers
+    _, _, sd_model = analytic_model()
+    ams = host.load_builtin_script(REFORGE, "reForge-advanced_model_sampling", "advanced_model_sampling_script.py",
+                                   "AdvancedModelSamplingScript", "advanced model sampling for reforge", 0, 16)
+    runner = scripts.ScriptRunner()
+    runner.alwayson_scripts.append(ams)
+    runner.scripts.append(ams)
+    args = (True, "SD3", "eps", False, "v_prediction", 120.0, 0.002, 500.0, 0.03, 2.0, 3.0, 1.73, 1.15, 0.5, 1024, 1024)
+    rows = {}
+    for data in sd_samplers.visible_samplers():
+        p = host.Processing(sd_model, sampler_name=data.name, steps=STEPS, width=SIZE, height=SIZE,
+                            cond_size=SMALL_CONDS, scripts=runner, script_args=args)
+        try:
+            rows[data.name] = {"stats": stats(host.txt2img(p))}
+        except Exception as error:
+            rows[data.name] = {"error": f"{type(error).__name__}: {error}"[:300]}
+        sd_model.forge_objects_after_applying_lora = sd_model.forge_objects_original.shallow_copy()
+    return {"steps": STEPS, "samplers": rows}
+
+
 # ------------------------------------------------------------------ full process_images
 PI_SAMPLERS = ("Euler", "Euler a", "DPM++ 2M", "DPM++ 2M SDE", "DPM++ 3M SDE", "DDIM", "UniPC", "Euler A Comfy",
                "ER SDE")
@@ -651,7 +674,7 @@ def suite_process_images():
 
 SUITES = {"samplers": suite_samplers, "schedulers": suite_schedulers, "img2img": suite_img2img,
           "lifecycle": suite_lifecycle, "eps_control": suite_eps_control,
-          "process_images": suite_process_images}
+          "process_images": suite_process_images, "ams_baseline": suite_ams_baseline}
 
 if __name__ == "__main__":
     suite, out_path = sys.argv[1], sys.argv[2]
