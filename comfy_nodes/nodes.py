@@ -10,13 +10,13 @@ import torch
 
 import comfy.samplers
 
-from ._core import registry, schedule
+from ._core import registry, schedule, settings
 from .model_sampling import SDXL_LATENT_SCALE, SDXL_LATENT_SHIFT, patch_model
 from .registration import require_flow_model_sampling, sampler_function, scheduler_function
-from ._core import settings
 
-# The VE view is the default: with it every ComfyUI sampler is right on an RF model (see
-# docs/comfyui.md for the measurements); the native view is kept for exact ModelSamplingSD3 parity.
+# The VE view is the default: on an exact RF field it fixes ddpm and res_multistep_ancestral, which
+# ModelSamplingSD3 gets wrong, and loses only dpm_adaptive (docs/comfyui.md has the table); the
+# native view is kept for exact ModelSamplingSD3 parity.
 DEFAULT_VIEW = "ve"
 VIEW_CHOICES = ("ve", "flow")
 CATEGORY = "advanced/model"
@@ -45,7 +45,8 @@ class ModelSamplingFlowSDXL:
                                                                        "sqrt(pixels / 1024^2) of the connected latent "
                                                                        "(bluvoll sd-scripts)."}),
                 "view": (list(VIEW_CHOICES), {"default": DEFAULT_VIEW,
-                                              "tooltip": "ve: every ComfyUI sampler is right (recommended). flow: "
+                                              "tooltip": "ve (recommended): ComfyUI's samplers take their VE paths, right for RF "
+                                                         "(ddpm, res_multistep_ancestral included; not dpm_adaptive). flow: "
                                                          "native CONST view, identical to ModelSamplingSD3."}),
             },
             "optional": {
