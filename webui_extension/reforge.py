@@ -56,6 +56,16 @@ REFUSED_SAMPLERS = {
     "Euler A Comfy RF": _FLOW_PARAMETERISATION.format(twin="Euler A Comfy"),
     "DPM++ 2S Ancestral Comfy RF": _FLOW_PARAMETERISATION.format(twin="DPM++ 2S Ancestral Comfy"),
     "ODE (Dopri5)": _ADAPTIVE_ODE,
+    # listed only with the "ldm patched (Comfy)" sampling backend
+    "Euler A2": _FLOW_PARAMETERISATION.format(twin="Euler a") + "; it also halves the injected noise by "
+                "averaging two noise draws, which misses the distribution of an EPS model too",
+}
+# With Settings > "SD Sampling backend" = "ldm patched (Comfy)", ldm_patched's DPM adaptive takes
+# its step-size control in absolute units over the VE range and lands at std 0.43 for 0.3 (the
+# A1111 backend's DPM adaptive is right); measured in docs/reforge.md.
+REFUSED_WITH_COMFY_BACKEND = {
+    "DPM adaptive": "with the 'ldm patched (Comfy)' sampling backend its adaptive step control misses "
+                    "a flow model's distribution (the 'A1111' backend's DPM adaptive is right)",
 }
 # ODE Custom runs the solver chosen in Settings; these are the adaptive ones refused above
 REFUSED_ODE_CUSTOM_SOLVERS = ("dopri5", "dopri8")
@@ -331,6 +341,10 @@ class ReforgeBackend(Backend):
             names = [p.hr_sampler_name]
         for name in names:
             reason = REFUSED_SAMPLERS.get(name)
+            if name in REFUSED_WITH_COMFY_BACKEND:
+                from modules import shared
+                if getattr(shared.opts, "sd_sampling", "A1111") == "ldm patched (Comfy)":
+                    reason = REFUSED_WITH_COMFY_BACKEND[name]
             if name == "ODE Custom":
                 from modules import shared
                 solver = getattr(shared.opts, "ode_custom_solver", "dopri5")

@@ -31,7 +31,9 @@ def stats(x):
 
 
 def start():
-    host.start_reforge(REFORGE)
+    # FLOW_REFORGE_OPTIONS: webui settings (JSON) for this run, e.g. {"sd_sampling": "ldm patched (Comfy)"}
+    options = json.loads(os.environ["FLOW_REFORGE_OPTIONS"]) if os.environ.get("FLOW_REFORGE_OPTIONS") else None
+    host.start_reforge(REFORGE, options)
     # the webui puts an extension's folder on sys.path when it loads the extension's scripts;
     # the core (oracles for the analytic model) is importable from there, the webui layer is
     # imported only where a check says so
