@@ -85,3 +85,10 @@ def test_advanced_model_sampling_at_the_same_time_is_refused_not_stacked():
     assert "Advanced Model Sampling" in pi["ams_both_comments"]
     assert "Flow sampling: on" not in pi["ams_both_infotext"]
     assert "advanced_sampling_mode: SD3" in pi["ams_both_infotext"]
+
+
+def test_install_hook_runs_as_reforge_runs_it_and_installs_nothing():
+    pi = _pi()
+    assert pi["install_hook_found"] is True
+    assert pi["install_hook_errors"] == 0, pi["install_hook_output"]
+    assert pi["torch_version_after_install"] == pi["torch_version_before_install"]

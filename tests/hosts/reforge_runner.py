@@ -525,6 +525,12 @@ def _capture_script(args_from):
     return capture
 
 
+def subprocess_torch_version():
+    import subprocess
+    return subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"], capture_output=True,
+                          text=True).stdout.strip()
+
+
 def _runner(*script_list):
     from modules import scripts
     runner = scripts.ScriptRunner()
@@ -576,6 +582,21 @@ def suite_process_images():
     absent_runner = _runner(capture)
     absent = {name: run(_pi_txt2img(absent_runner, [], name))[0] for name in ("Euler a", "DDIM", "DPM++ 2M SDE")}
     out["extension_imported_before_reference"] = any(m.startswith("webui_extension") for m in sys.modules)
+
+    # the extension's install hook, run the way reForge's launch runs it (its Python, a subprocess)
+    import io
+    import contextlib
+    import torch as torch_module
+    from modules import errors, launch_utils
+    records_before = list(errors.exception_records)     # errors.report() records here (last 5 kept)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        launch_utils.run_extension_installer(EXTENSION)
+    out["install_hook_errors"] = 0 if errors.exception_records == records_before else 1
+    out["install_hook_output"] = printed.getvalue()
+    out["install_hook_found"] = os.path.isfile(os.path.join(EXTENSION, "install.py"))
+    out["torch_version_after_install"] = subprocess_torch_version()
+    out["torch_version_before_install"] = torch_module.__version__
 
     flow = host.load_extension_script(EXTENSION, "flow_sampling.py", "FlowSamplingScript", 0, len(FLOW_ON))
     capture = _capture_script(len(FLOW_ON))
