@@ -46,7 +46,7 @@ def make_host_copy(source, destination, with_extension):
     return destination
 
 
-def run_suite(host_copy, python, suite, tmp_dir, env=None, timeout=900):
+def run_suite(host_copy, python, suite, tmp_dir, env=None, timeout=2400):
     """Run one suite of a1111_runner.py inside the webui's Python; its JSON payload."""
     out_path = os.path.join(tmp_dir, f"{suite}-{os.getpid()}-{len(os.listdir(tmp_dir))}.json")
     full_env = dict(os.environ, A1111_DIR=host_copy, FLOW_EXTENSION_NAME=EXTENSION_NAME,

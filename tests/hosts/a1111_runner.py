@@ -125,7 +125,11 @@ def make_model(checkpoint_path):
     import torch
     import sgm.modules.diffusionmodules.discretizer as discretizer
     from modules import prompt_parser
-    from model_sampling_flow.oracles import gaussian_field
+    try:
+        from model_sampling_flow.oracles import gaussian_field
+    except ImportError:     # the baseline webui has no extension: take the oracle from this checkout
+        sys.path.append(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+        from model_sampling_flow.oracles import gaussian_field
 
     field = gaussian_field(MEAN, STD)
 
@@ -161,8 +165,8 @@ def make_model(checkpoint_path):
             self.device = torch.device("cpu")            # LCM's denoiser reads it
             self.calls = 0
             self.timesteps = []
+            self.decoded = []
             self.fail_next = False
-            self.encode_generator = torch.Generator().manual_seed(1234)
 
         def set_checkpoint(self, path):
             name = os.path.basename(path)
@@ -192,11 +196,14 @@ def make_model(checkpoint_path):
             return contextlib.nullcontext()
 
         def decode_first_stage(self, z):
+            self.decoded.append(z.detach().clone())     # what the webui decodes: the final latents
             return torch.nn.functional.interpolate(z[:, :3], scale_factor=8).clamp(-1, 1)
 
         def encode_first_stage(self, image):
             batch, _, height, width = image.shape
-            return MEAN + STD * torch.randn((batch, 4, height // 8, width // 8), generator=self.encode_generator)
+            # a fixed seed per call, like a deterministic VAE: runs in different processes stay comparable
+            generator = torch.Generator().manual_seed(1234)
+            return MEAN + STD * torch.randn((batch, 4, height // 8, width // 8), generator=generator)
 
         def get_first_stage_encoding(self, x):
             return x
@@ -277,6 +284,7 @@ class Run:
         probe = probe_module()
         probe.reset()
         self.model.timesteps.clear()
+        self.model.decoded.clear()
         result = {"error": None, "infotext": "", "comments": ""}
         started = time.perf_counter()
         try:
@@ -296,6 +304,10 @@ class Run:
             result["passes"].append({
                 "shape": list(samples.shape), "mean": float(values.mean()), "std": float(values.std()),
                 "sha256": hashlib.sha256(samples.float().contiguous().numpy().tobytes()).hexdigest()})
+        if self.model.decoded:
+            decoded = torch.cat(self.model.decoded).double()
+            result["decoded"] = {"shape": list(decoded.shape), "mean": float(decoded.mean()),
+                                 "std": float(decoded.std())}
         result["denoisers"] = sorted(set(probe.denoisers))
         result["max_timestep"] = max(self.model.timesteps) if self.model.timesteps else None
         result["patched"] = patch_state(self.model)
@@ -351,8 +363,8 @@ def all_samplers():
 
 
 def measure(run, sampler, scheduler, steps):
-    # 4 images of 32x32x4 latents: 16384 values per measurement
-    r = run.txt2img(sampler=sampler, scheduler=scheduler, steps=steps, seed=11, batch=4, size=256,
+    # 2 images of 32x32x4 latents: 8192 values per measurement
+    r = run.txt2img(sampler=sampler, scheduler=scheduler, steps=steps, seed=11, batch=2, size=256,
                     flow={"mode": "On", "shift": 3.0})
     out = {k: r[k] for k in ("error", "seconds", "denoisers")}
     if r["passes"]:
