@@ -117,7 +117,8 @@ class FlowVEModelSampling(FlowModelSampling):
         if isinstance(timestep, torch.Tensor):
             # float64 inside: 1 - sigma near the top needs the digits float32 lacks
             flow = super().sigma(timestep.double())
-            return sigma_to_ve(flow, cap=self.sigma_cap).to(timestep.dtype)
+            dtype = timestep.dtype if timestep.is_floating_point() else torch.get_default_dtype()
+            return sigma_to_ve(flow, cap=self.sigma_cap).to(dtype)
         return sigma_to_ve(super().sigma(timestep), cap=self.sigma_cap)
 
     def percent_to_sigma(self, percent):

@@ -83,3 +83,13 @@ def test_noise_scaling_matches_each_view():
     sigma_ve = views.sigma_to_ve(SIGMA)
     assert torch.allclose(ve_ms.noise_scaling(sigma_ve, NOISE, X0), views.x_to_ve(X, SIGMA), atol=1e-12)
     assert torch.equal(ve_ms.inverse_noise_scaling(sigma_ve, X0), X0)
+
+
+def test_integer_timesteps_give_float_sigmas_in_both_views():
+    # reForge's Turbo schedule hands sigma() a long tensor
+    timesteps = torch.tensor([999, 500, 10])
+    for ms in (FlowModelSampling(3.0), FlowVEModelSampling(3.0)):
+        sigmas = ms.sigma(timesteps)
+        assert sigmas.is_floating_point()
+        assert torch.allclose(sigmas, ms.sigma(timesteps.float()), rtol=1e-6)
+        assert float(sigmas[-1]) < 0.05

@@ -101,22 +101,9 @@ class FlowSamplingRefused(FlowSamplingError):
     """Raised from inside sampling when flow sampling cannot be right for the chosen options."""
 
 
-class ReforgeFlowVEModelSampling(FlowVEModelSampling):
-    """The core's VE view, taking integer timesteps as ldm_patched's model samplings do.
-
-    reForge's Turbo schedule calls `model_sampling.sigma(<long tensor>)`; the core returns the
-    timestep's dtype, which truncates every sigma to an integer (reported to the core).
-    """
-
-    def sigma(self, timestep):
-        if isinstance(timestep, torch.Tensor) and not timestep.is_floating_point():
-            timestep = timestep.float()
-        return super().sigma(timestep)
-
-
 def model_sampling_for(settings, latent_shape):
-    return ReforgeFlowVEModelSampling(shift=settings.effective_shift(latent_shape),
-                                      timestep_mapping=settings.timestep_mapping)
+    return FlowVEModelSampling(shift=settings.effective_shift(latent_shape),
+                               timestep_mapping=settings.timestep_mapping)
 
 
 class _State:
