@@ -65,12 +65,14 @@ def comfy_rows(field, noise, exact, budgets):
     sys.path.insert(0, os.path.join(ROOT, "tests"))
     from conftest import import_comfyui
     import_comfyui()
-    import comfy.sample
     import comfy.samplers
-    from comfy_analytic import model_sampling_sd3, sdxl_conditioning, tiny_sdxl_patcher
+    import comfy_support as support
+    from comfy_extras.nodes_model_advanced import ModelSamplingSD3
 
-    patcher = model_sampling_sd3(tiny_sdxl_patcher(field), SHIFT)
-    positive, negative = sdxl_conditioning(batch=SHAPE[0])
+    base = support.analytic_sdxl(field)
+    patcher = ModelSamplingSD3().patch(base, SHIFT)[0]
+    unet = base.model.diffusion_model
+    scale = patcher.get_model_object("latent_format").scale_factor
     stochastic = {"euler_ancestral", "euler_ancestral_cfg_pp", "dpm_2_ancestral", "dpmpp_2s_ancestral",
                   "dpmpp_2s_ancestral_cfg_pp", "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu",
                   "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm", "lcm",
@@ -82,23 +84,11 @@ def comfy_rows(field, noise, exact, budgets):
             continue
 
         def run(steps, name=name):
-            counter = Counted(field)
-            calls_before = counter.calls
-            unet = patcher.model.diffusion_model
-            original_forward = unet.forward
-
-            def counting_forward(*args, **kwargs):
-                counter.calls += 1
-                return original_forward(*args, **kwargs)
-            unet.forward = counting_forward
-            try:
-                out = comfy.sample.sample(patcher, noise.clone(), steps, 1.0, name, "simple", positive, negative,
-                                          torch.zeros(SHAPE), seed=1, disable_pbar=True)
-            finally:
-                unet.forward = original_forward
+            calls_before = len(unet.timesteps_seen)
+            out = support.sample(patcher, name, "simple", steps=steps, seed=1, shape=SHAPE, noise=noise.clone())
             # comfy.sample returns process_latent_out(x) (SDXL: x / 0.13025); the field lives inside
-            out = patcher.model.process_latent_in(out)
-            return float(((out.double() - exact) ** 2).mean().sqrt()), counter.calls - calls_before
+            out = out.double() * scale
+            return float(((out - exact) ** 2).mean().sqrt()), len(unet.timesteps_seen) - calls_before
         try:
             rows.append(("comfyui", name, name in stochastic, [fit_budget(run, n) for n in budgets]))
         except Exception as error:  # a sampler ComfyUI cannot run here (e.g. needs a GPU)
