@@ -1,0 +1,76 @@
+"""Run a flow-coordinate sampler against a host whose sampler loop lives in the VE view.
+
+Hosts that present a flow model in the VE view (A1111, reForge, ComfyUI with the VE view) hand a
+sampler function a denoiser over (x_ve, sigma_ve), x_ve = x0 + sigma_ve * noise, and sigmas in
+VE units. The core samplers work in flow coordinates. `sample_in_ve` converts the state and the
+schedule once, and every model call, callback and noise request back, so the host's denoiser,
+previews and seeds are used unchanged; the denoised estimate is the same in both coordinates.
+
+Near sigma = 1 a flow sigma that went through a float32 sigma batch has lost the digits that
+1 - sigma needs (sigma_ve ~ 3e4 at the cap): the VE value is therefore looked up from the host's
+schedule by the float32 value the sampler hands back, and only computed for sigmas outside it.
+"""
+import struct
+
+import torch
+
+from .views import _shape, sigma_from_ve, sigma_to_ve
+
+
+def _float32_key(sigma):
+    return struct.unpack("f", struct.pack("f", float(sigma)))[0]
+
+
+class VESchedule:
+    """Flow <-> VE sigma pairs of one host schedule, exact in double precision."""
+
+    def __init__(self, ve_sigmas):
+        self.ve = [float(s) for s in ve_sigmas]
+        self.flow = [float(sigma_from_ve(s)) for s in self.ve]
+        self.cap = max(self.flow)
+        self._by_key = {}
+        for flow, ve in zip(self.flow, self.ve):
+            self._by_key.setdefault(_float32_key(flow), (flow, ve))
+
+    def lookup(self, flow_sigma):
+        """(flow sigma in double precision, VE sigma) for a flow sigma a sampler passes back."""
+        found = self._by_key.get(_float32_key(flow_sigma))
+        if found is not None:
+            return found
+        flow = min(float(flow_sigma), self.cap)
+        return flow, float(sigma_to_ve(flow, cap=self.cap))
+
+    def x_to_ve(self, x, flow_sigmas):
+        """x_ve = x * (1 + sigma_ve), with one exact scalar when the batch shares its sigma."""
+        ve = [self.lookup(s)[1] for s in flow_sigmas]
+        if len(set(ve)) == 1:
+            return x * (1 + ve[0])
+        return x * (1 + _shape(torch.tensor(ve, dtype=x.dtype, device=x.device), x))
+
+
+def sample_in_ve(function, ve_model, x_ve, ve_sigmas, extra_args=None, callback=None, disable=None,
+                 noise_sampler=None, **options):
+    """Run flow sampler `function` on a VE-view denoiser; returns x in VE coordinates.
+
+    ve_model(x_ve, sigma_ve, **extra_args) -> denoised; callback and noise_sampler speak VE
+    sigmas as the host expects. A noise_sampler is passed on only when given.
+    """
+    if len(ve_sigmas) <= 1:
+        return x_ve
+    schedule = VESchedule(ve_sigmas)
+
+    def flow_model(x, sigma, **kwargs):
+        flows = sigma.reshape(-1).tolist()
+        ve = torch.tensor([schedule.lookup(s)[1] for s in flows], dtype=sigma.dtype, device=sigma.device)
+        return ve_model(schedule.x_to_ve(x, flows), ve.reshape(sigma.shape), **kwargs)
+
+    def flow_callback(info):
+        flow, ve = schedule.lookup(info["sigma"])
+        callback(dict(info, x=schedule.x_to_ve(info["x"], [flow]), sigma=ve, sigma_hat=ve))
+
+    if noise_sampler is not None:
+        options["noise_sampler"] = lambda s, s_next: noise_sampler(schedule.lookup(s)[1], schedule.lookup(s_next)[1])
+    x = x_ve / (1 + schedule.ve[0])
+    x = function(flow_model, x, torch.tensor(schedule.flow, dtype=torch.float64), extra_args=extra_args,
+                 callback=None if callback is None else flow_callback, disable=disable, **options)
+    return x * (1 + schedule.ve[-1])
