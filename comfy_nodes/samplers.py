@@ -8,8 +8,6 @@ coordinates (sigma in [0, 1], x = (1 - sigma) x0 + sigma noise), so:
     which converts the state, the schedule, every model call, callback and noise request.
 The denoised estimate is the same in both coordinates, so previews are unchanged.
 """
-import torch
-
 import comfy.k_diffusion.sampling as k_diffusion_sampling
 import comfy.model_sampling
 
