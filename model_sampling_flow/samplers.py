@@ -114,7 +114,9 @@ def sample_flow_euler_ancestral(model, x, sigmas, extra_args=None, callback=None
     coordinates with the ratios up = sigma_up / sigma_ve_next, down = sigma_down / sigma_ve_next:
         x_next = (sigma_next / sigma) * down * x + alpha_next * (1 - q * down) * x0
                  + sigma_next * up * s_noise * noise
-    The marginal at sigma_next is exact for an exact x0, for every eta.
+    Given the true x0 the re-noised state has exactly the flow marginal at sigma_next, for
+    every eta; with a denoiser's posterior mean it under-disperses by O(step) like any
+    first-order ancestral sampler (std 0.287 at 256 steps for N(0.5, 0.3^2), 0.294 at 1024).
     """
     _check_options(eta=eta, s_noise=s_noise)
     extra_args = {} if extra_args is None else extra_args

@@ -122,6 +122,17 @@ def test_backend_classes_skip_a_missing_module(monkeypatch):
     assert backend.backend_classes() == [a1111.A1111Backend]
 
 
+def test_an_unusable_backend_is_reported_once(monkeypatch, capsys):
+    monkeypatch.setattr(backend, "_unusable", {})
+    monkeypatch.setattr(backend, "BACKEND_PATHS", (("webui_extension.broken_for_test", "X"),))
+    monkeypatch.setitem(sys.modules, "webui_extension.broken_for_test", None)  # import raises ImportError
+    assert backend.select_backend(object()) is None
+    first = capsys.readouterr().out
+    assert backend.select_backend(object()) is None
+    assert capsys.readouterr().out == "" and "webui_extension.broken_for_test" in backend._unusable
+    assert first == "" or "broken_for_test" in first
+
+
 # ---- the script's decisions --------------------------------------------------------------------
 def write_checkpoint(tmp_path, name, metadata):
     header = json.dumps({"__metadata__": metadata,

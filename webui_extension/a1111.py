@@ -30,11 +30,10 @@ import threading
 import k_diffusion.external
 import torch
 
-from model_sampling_flow import registry
+from model_sampling_flow import registry, ve_bridge
 from model_sampling_flow import schedulers as flow_schedulers
 from model_sampling_flow.model_sampling import FlowVEModelSampling
 from model_sampling_flow.settings import FlowSettings
-from model_sampling_flow.views import sigma_from_ve, x_from_ve
 
 from .backend import Backend, FlowSamplingError
 
@@ -256,16 +255,11 @@ def flow_denoiser_of(model):
     return wrapped if isinstance(wrapped, FlowDenoiser) else None
 
 
-def _to_ve_sigma(flow_sigma):
-    return flow_sigma / (1 - flow_sigma)
-
-
 def make_webui_sampler(entry):
     """A k-diffusion-signature function over VE sigmas that runs `entry.function` in flow coordinates.
 
-    The flow sampler sees x = x_ve / (1 + sigma_ve) and sigma = sigma_ve / (1 + sigma_ve); every
-    model call and noise request is translated back, so the webui's denoiser and seeds are used
-    unchanged and the result is handed back as x_ve.
+    The core's ve_bridge translates the state, the schedule, every model call, callback and noise
+    request, so the webui's denoiser and seeds are used unchanged and the result is x_ve.
     """
     accepts = set(entry.options)
 
@@ -275,46 +269,15 @@ def make_webui_sampler(entry):
                 f"The '{entry.label}' sampler samples rectified-flow models and needs Flow sampling on "
                 f"(Flow sampling accordion: On, or Auto with a checkpoint marked rectified flow). Choose "
                 f"another sampler for this checkpoint.")
-        ve = sigmas.double()
-        flow = sigma_from_ve(ve)
-        flow_sigmas = flow.to(sigmas.dtype)
-        # exact VE value of each sigma the flow sampler will hand back (float32 near sigma = 1 is coarse)
-        back = {float(f): float(v) for f, v in zip(flow_sigmas, ve)}
-
-        def ve_of(sigma):
-            if isinstance(sigma, torch.Tensor):
-                key = float(sigma.flatten()[0])
-                if key in back and bool((sigma == sigma.flatten()[0]).all()):
-                    return torch.full_like(sigma, back[key])
-                s = sigma.double()
-                return _to_ve_sigma(s).to(sigma.dtype)
-            return back.get(float(sigma), _to_ve_sigma(float(sigma)))
-
-        def flow_model(x_flow, sigma, **kwargs):
-            sigma_ve = ve_of(sigma)
-            return model(x_flow * (1 + _shape_like(sigma_ve, x_flow)), sigma_ve, **kwargs)
-
-        def flow_callback(info):
-            if callback is not None:
-                sigma_ve = ve_of(info["sigma"])
-                callback({**info, "x": info["x"] * (1 + _shape_like(sigma_ve, info["x"])),
-                          "sigma": sigma_ve, "sigma_hat": sigma_ve})
-
-        kwargs = {name: value for name, value in options.items() if name in accepts}
-        if "noise_sampler" in accepts:
-            noise_sampler = options.get("noise_sampler")
-            if noise_sampler is not None:
-                kwargs["noise_sampler"] = lambda s, s_next: noise_sampler(ve_of(s), ve_of(s_next))
-            else:
-                processing = getattr(model, "p", None)
-                rng = getattr(processing, "rng", None)
-                if rng is not None:     # the webui's per-image seeds, as TorchHijack gives Euler a
-                    kwargs["noise_sampler"] = lambda s, s_next: rng.next().to(x)
-        x_flow = x_from_ve(x, ve[0].to(x.dtype)) if float(ve[0]) > 0 else x
-        x_flow = entry.function(flow_model, x_flow, flow_sigmas, extra_args=extra_args,
-                                callback=flow_callback, disable=disable, **kwargs)
-        last = float(ve[-1])
-        return x_flow * (1 + last) if last > 0 else x_flow
+        kwargs = {name: value for name, value in options.items() if name in accepts and name != "noise_sampler"}
+        noise_sampler = options.get("noise_sampler") if "noise_sampler" in accepts else None
+        if "noise_sampler" in accepts and noise_sampler is None:
+            processing = getattr(model, "p", None)
+            rng = getattr(processing, "rng", None)
+            if rng is not None:     # the webui's per-image seeds, as TorchHijack gives Euler a
+                noise_sampler = lambda sigma, sigma_next: rng.next().to(x)  # noqa: E731
+        return ve_bridge.sample_in_ve(entry.function, model, x, sigmas, extra_args=extra_args, callback=callback,
+                                      disable=disable, noise_sampler=noise_sampler, **kwargs)
 
     parameters = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD)
                   for name in ("model", "x", "sigmas")]
@@ -331,12 +294,6 @@ def make_webui_sampler(entry):
     sample.__doc__ = f"{entry.label} for A1111: {entry.function.__doc__.splitlines()[0]}"
     sample.flow_entry = entry
     return sample
-
-
-def _shape_like(sigma, x):
-    if isinstance(sigma, torch.Tensor) and sigma.ndim == 1 and x.ndim > 1:
-        return sigma.reshape(sigma.shape + (1,) * (x.ndim - 1))
-    return sigma
 
 
 WEBUI_SAMPLERS = tuple((entry, make_webui_sampler(entry)) for entry in registry.SAMPLERS)

@@ -77,19 +77,27 @@ BACKEND_PATHS = (
 )
 
 
+_unusable = {}  # module name -> why it cannot be imported in this webui (reported once)
+
+
 def backend_classes():
     """The backend classes importable in this process, in the order they are tried."""
-    found = []
-    for module_name, class_name in BACKEND_PATHS:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as error:
-            # the module is absent, or needs another webui's modules (reForge's ldm_patched on A1111)
-            if getattr(error, "name", None) != module_name:
-                print(f"[flow sampling] {module_name} not usable in this webui: {error}")
-            continue
-        found.append(getattr(module, class_name))
-    return found
+    return [cls for cls in map(_import_backend, BACKEND_PATHS) if cls is not None]
+
+
+def _import_backend(path):
+    module_name, class_name = path
+    if module_name in _unusable:
+        return None
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        # the module is absent, or needs another webui's modules (reForge's ldm_patched on A1111)
+        _unusable[module_name] = str(error)
+        if getattr(error, "name", None) != module_name:
+            print(f"[flow sampling] {module_name} not usable in this webui: {error}")
+        return None
+    return getattr(module, class_name)
 
 
 _instances = {}
@@ -97,7 +105,10 @@ _instances = {}
 
 def select_backend(sd_model):
     """The backend instance for `sd_model` (one instance per class), or None when none applies."""
-    for cls in backend_classes():
+    for path in BACKEND_PATHS:  # imported lazily: the first backend that applies ends the search
+        cls = _import_backend(path)
+        if cls is None:
+            continue
         try:
             offered = cls.detect(sd_model)
         except Exception:  # a backend that cannot even inspect the model does not apply
