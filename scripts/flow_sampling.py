@@ -77,9 +77,10 @@ class FlowSamplingScript(scripts.Script):
             with gr.Row():
                 resolution = gr.Checkbox(value=default("resolution_shift"), elem_id=self.elem_id("resolution"),
                                          label="Resolution-dependent shift (sqrt(pixels / 1024²), replaces Flow shift)")
-                view = gr.Radio(list(control.VIEW_CHOICES), value=default("view"), label="Sampling view",
-                                elem_id=self.elem_id("view"),
-                                info="reForge only; A1111's samplers are right only in the VE view, which it always uses")
+                # Both webuis sample in the VE view, the only one in which their samplers and img2img
+                # rule are right; the hidden field keeps the script's argument order and infotext.
+                view = gr.Radio(list(control.VIEW_CHOICES), value="ve", label="Sampling view", visible=False,
+                                elem_id=self.elem_id("view"))
             with gr.Row():
                 status = gr.Markdown(elem_id=self.elem_id("status"))
                 check = gr.Button("Check loaded checkpoint", elem_id=self.elem_id("check"))
@@ -121,8 +122,10 @@ class FlowSamplingScript(scripts.Script):
             report(p, decision.reason)
         if a1111_backend is not None and isinstance(backend, a1111_backend.A1111Backend):
             refused = a1111_backend.sampler_refusal(p.sampler_name)
-            if refused:
-                print(f"[flow sampling] {refused}")
+        else:
+            refused = getattr(backend, "refusal", lambda p: None)(p)
+        if refused:
+            report(p, refused)
 
     def process_before_every_sampling(self, p, *args, **kwargs):
         sd_model = shared.sd_model
@@ -162,7 +165,6 @@ def on_ui_settings():
         ("shift", "Flow shift default", gr.Slider, {"minimum": 0.1, "maximum": 12.0, "step": 0.05}),
         ("timestep_mapping", "Flow timestep mapping default", gr.Dropdown, {"choices": list(TIMESTEP_MAPPINGS)}),
         ("resolution_shift", "Resolution-dependent shift by default", gr.Checkbox, {}),
-        ("view", "Flow sampling view default (reForge)", gr.Radio, {"choices": list(control.VIEW_CHOICES)}),
     )
     for key, label, component, args in options:
         shared.opts.add_option(OPTION_NAMES[key], shared.OptionInfo(
