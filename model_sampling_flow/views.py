@@ -83,3 +83,12 @@ def x_to_ve(x, sigma):
 def x_from_ve(x_ve, sigma_ve):
     """x = x_ve / (1 + sigma_ve) (= x_ve * (1 - sigma))."""
     return x_ve / (1 + _shape(sigma_ve, x_ve))
+
+
+# VE view <-> DDPM (variance-preserving) alpha-bar
+def alphas_cumprod_from_ve(sigma_ve):
+    """alpha_bar = 1 / (1 + sigma_ve^2): the DDPM table whose sqrt((1 - a) / a) is sigma_ve.
+
+    Timestep samplers (DDIM, PLMS, UniPC) that read alphas_cumprod sample the VE view with it.
+    """
+    return 1.0 / (1.0 + sigma_ve * sigma_ve)

@@ -93,3 +93,10 @@ def test_integer_timesteps_give_float_sigmas_in_both_views():
         assert sigmas.is_floating_point()
         assert torch.allclose(sigmas, ms.sigma(timesteps.float()), rtol=1e-6)
         assert float(sigmas[-1]) < 0.05
+
+
+def test_alphas_cumprod_round_trips_the_ve_table():
+    ve = FlowVEModelSampling(3.0).sigmas.double()
+    alpha_bar = views.alphas_cumprod_from_ve(ve)
+    assert bool((alpha_bar[1:] < alpha_bar[:-1]).all()) and float(alpha_bar.min()) > 0
+    assert torch.allclose(((1 - alpha_bar) / alpha_bar).sqrt(), ve, rtol=1e-6)

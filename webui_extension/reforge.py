@@ -32,6 +32,7 @@ import weakref
 import torch
 
 from model_sampling_flow.model_sampling import FlowVEModelSampling
+from model_sampling_flow.views import alphas_cumprod_from_ve
 from model_sampling_flow.schedule import SDXL_BASE_PIXELS, SDXL_VAE_FACTOR
 from model_sampling_flow.settings import FlowSettings
 
@@ -135,8 +136,7 @@ def latent_shape_for(p):
 
 def alphas_cumprod_for(model_sampling):
     """The DDPM alpha-bar table whose sigmas sqrt((1 - a) / a) are the VE table."""
-    sigmas = model_sampling.sigmas.double()
-    return (1.0 / (1.0 + sigmas * sigmas)).float()
+    return alphas_cumprod_from_ve(model_sampling.sigmas.double()).float()
 
 
 def _discrete_schedule_class():
