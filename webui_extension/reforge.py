@@ -98,6 +98,15 @@ REFUSED_SCHEDULERS = {
 _patched_models = weakref.WeakSet()
 
 
+def _forge_unets(sd_model):
+    """(container, unet) for every forge_objects container of the model that holds a unet."""
+    for name in FORGE_CONTAINERS:
+        container = getattr(sd_model, name, None)
+        unet = getattr(container, "unet", None)
+        if unet is not None:
+            yield container, unet
+
+
 class FlowSamplingRefused(FlowSamplingError):
     """Raised from inside sampling when flow sampling cannot be right for the chosen options."""
 
@@ -222,11 +231,7 @@ class ReforgeBackend(Backend):
     def _install(self, sd_model, state):
         """Make every unet reForge builds forge_objects from carry our model sampling."""
         ms = state.model_sampling
-        for name in FORGE_CONTAINERS:
-            container = getattr(sd_model, name, None)
-            unet = getattr(container, "unet", None)
-            if unet is None:
-                continue
+        for container, unet in _forge_unets(sd_model):
             if unet.object_patches.get("model_sampling") is ms:
                 continue
             if id(unet) in state.clones:      # one of ours holding an older model sampling
@@ -252,9 +257,8 @@ class ReforgeBackend(Backend):
         if (old.shift, old.timestep_mapping) == (model_sampling.shift, model_sampling.timestep_mapping):
             return
         state.model_sampling = model_sampling
-        for name in FORGE_CONTAINERS:   # Lora-derived clones of ours carry the old object too
-            unet = getattr(getattr(sd_model, name, None), "unet", None)
-            if unet is not None and unet.object_patches.get("model_sampling") is old:
+        for _, unet in _forge_unets(sd_model):   # Lora-derived clones of ours carry the old object too
+            if unet.object_patches.get("model_sampling") is old:
                 unet.add_object_patch("model_sampling", model_sampling)
         for clone, _ in state.clones.values():
             clone.add_object_patch("model_sampling", model_sampling)
@@ -264,11 +268,7 @@ class ReforgeBackend(Backend):
         if state is None:
             return
         ms = state.model_sampling
-        for name in FORGE_CONTAINERS:
-            container = getattr(sd_model, name, None)
-            unet = getattr(container, "unet", None)
-            if unet is None:
-                continue
+        for container, unet in _forge_unets(sd_model):
             _restore_model_attribute(unet, ms)
             if id(unet) in state.clones:
                 container.unet = state.clones[id(unet)][1]
