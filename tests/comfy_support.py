@@ -61,6 +61,25 @@ def dropdown(node_class, name):
     return combo_options(node_class.INPUT_TYPES()["required"][name])
 
 
+_LOADED_EXTRAS = set()
+
+
+def builtin_node_classes(*extras):
+    """NODE_CLASS_MAPPINGS after loading comfy_extras modules with ComfyUI's own loader.
+
+    The loader registers V1 modules (NODE_CLASS_MAPPINGS) and V3 modules (comfy_entrypoint, e.g.
+    nodes_custom_sampler in ComfyUI >= 0.3.6x) alike, as main.py does at start-up.
+    """
+    nodes = import_comfyui_nodes()
+    folder = os.path.join(os.path.dirname(os.path.abspath(nodes.__file__)), "comfy_extras")
+    for name in extras:
+        if name not in _LOADED_EXTRAS:
+            if not asyncio.run(nodes.load_custom_node(os.path.join(folder, name + ".py"), module_parent="comfy_extras")):
+                raise RuntimeError(f"ComfyUI did not load comfy_extras/{name}.py")
+            _LOADED_EXTRAS.add(name)
+    return dict(nodes.NODE_CLASS_MAPPINGS)
+
+
 def load_repo_as_custom_node(path=REPO):
     """Load the repository with ComfyUI's own nodes.load_custom_node; returns the package module."""
     nodes = import_comfyui_nodes()
