@@ -46,7 +46,7 @@ def import_comfyui_nodes():
 def combo_options(spec):
     """The choices of a dropdown input spec, in either node API.
 
-    V1 nodes declare `(["a", "b"], {...})`; V3 nodes (comfy_api.latest.io, ComfyUI >= 0.3.6x) declare
+    V1 nodes declare `(["a", "b"], {...})`; V3 nodes (comfy_api.latest.io, ComfyUI v0.33.0) declare
     `("COMBO", {"options": ["a", "b"], ...})`. Returns the list of choices.
     """
     if isinstance(spec[0], (list, tuple)):
@@ -68,7 +68,7 @@ def builtin_node_classes(*extras):
     """NODE_CLASS_MAPPINGS after loading comfy_extras modules with ComfyUI's own loader.
 
     The loader registers V1 modules (NODE_CLASS_MAPPINGS) and V3 modules (comfy_entrypoint, e.g.
-    nodes_custom_sampler in ComfyUI >= 0.3.6x) alike, as main.py does at start-up.
+    nodes_custom_sampler in ComfyUI v0.33.0) alike, as main.py does at start-up.
     """
     nodes = import_comfyui_nodes()
     folder = os.path.join(os.path.dirname(os.path.abspath(nodes.__file__)), "comfy_extras")

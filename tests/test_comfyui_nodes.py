@@ -296,7 +296,7 @@ def test_img2img_in_the_ve_view_is_exact_transport(flow_node, analytic):
 def test_callback_progress_and_interrupt(flow_node, analytic):
     """Progress reaches ComfyUI's progress hook and Cancel (interrupt) stops sampling with no result.
 
-    ComfyUI >= 0.3.6x throttles progress reports (first and last always, others >= 100 ms apart),
+    ComfyUI v0.33.0 throttles progress reports (first and last always, others >= 100 ms apart),
     so the test asserts what a user sees in every version: reports count up to the total, and a
     Cancel requested during sampling raises at the next report instead of returning an image.
     """

@@ -147,7 +147,7 @@ def validate(workflow, node_classes):
         cls = node_classes[node["type"]]
         uses_ours |= cls.__module__.split(".")[-2:-1] == ["comfy_nodes"] or "comfy_nodes" in cls.__module__
         inputs = declared_inputs(cls)
-        # outputs a newer ComfyUI added (SaveImage's IMAGE in v0.3.6x+) may be absent from a saved workflow
+        # outputs a newer ComfyUI added (SaveImage's IMAGE in v0.33.0) may be absent from a saved workflow
         saved = [o["type"] for o in node.get("outputs", [])]
         assert saved == list(cls.RETURN_TYPES)[:len(saved)], node["type"]
         for slot in node.get("inputs", []):
