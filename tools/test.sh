@@ -28,12 +28,16 @@ host_dir() {
     echo "$value"
 }
 
-# venv_for DIR INSTALLER ARGS...: (re)build a host venv when its installer changed; prints its python
+# venv_for DIR INSTALLER "ARGS" [FILES...]: runs `INSTALLER DIR ARGS` when the venv is missing or older
+# than its installer or the requirement FILES; prints its python
 venv_for() {
-    local venv="$1" installer="$2"; shift 2
-    local stamp="$venv/.flow-env-ok"
-    if [ ! -f "$stamp" ] || [ "$installer" -nt "$stamp" ] || [ -n "$(find "$(dirname "$installer")" -name '*.txt' -newer "$stamp" 2>/dev/null)" ]; then
-        bash "$installer" "$venv" "$@" >&2 && touch "$stamp"
+    local venv="$1" installer="$2" arguments="$3"; shift 3
+    local stamp="$venv/.flow-env-ok" file stale=0
+    [ -f "$stamp" ] || stale=1
+    for file in "$installer" "$@"; do [ "$file" -nt "$stamp" ] && stale=1; done
+    if [ "$stale" = 1 ]; then
+        # shellcheck disable=SC2086
+        bash "$installer" "$venv" $arguments >&2 && touch "$stamp"
     fi
     echo "$venv/bin/python"
 }
@@ -47,7 +51,8 @@ tier_comfyui_with() {   # DIR variable, host folder, venv kind (comfyui_venv.sh)
     dir="$(host_dir "$1" "$2")"; shift 3
     if [ -n "$dir" ]; then
         local venv="$HOST_VENVS/.venv-comfyui"; [ "$kind" = latest ] && venv="$venv-latest"
-        python="$(venv_for "$venv" "$ROOT/tests/hosts/comfyui_venv.sh" "$kind")"
+        python="$(venv_for "$venv" "$ROOT/tests/hosts/comfyui_venv.sh" "$kind" "$ROOT"/tests/hosts/comfyui*.txt \
+            "$ROOT/tests/hosts/requirements-nodeps.txt")"
     fi
     COMFYUI_DIR="$dir" "$python" -m pytest -m comfyui "$@"
 }
@@ -59,7 +64,7 @@ tier_webui() {   # marker, host folder, DIR variable, PYTHON variable, installer
     local dir; dir="$(host_dir "$dir_var" "$folder")"
     if [ -n "$dir" ]; then
         export "$dir_var=$dir"
-        [ -z "${!python_var:-}" ] && export "$python_var=$(venv_for "$HOST_VENVS/.venv-$marker" "$installer")"
+        [ -z "${!python_var:-}" ] && export "$python_var=$(venv_for "$HOST_VENVS/.venv-$marker" "$installer" "")"
     fi
     "$VENV/bin/python" -m pytest -m "$marker" "$@"
 }
