@@ -1,9 +1,9 @@
 """Helpers for the ComfyUI host tests and the overhead benchmark (no pytest import here).
 
-ComfyUI itself is imported by the `comfyui` fixture in conftest.py (COMFYUI_DIR, CPU, a
-torchvision stand-in). Here: loading this repository the way ComfyUI loads a custom node, a
-tiny real SDXL model, and an SDXL-shaped model whose UNet returns the exact velocity of an RF
-Gaussian field.
+ComfyUI itself is imported by the `comfyui` fixture in conftest.py (COMFYUI_DIR, CPU, the
+torchvision / torchaudio stand-ins of flow_test_support.standins). Here: loading this repository
+the way ComfyUI loads a custom node, a tiny real SDXL model, an SDXL-shaped model whose UNet
+returns the exact velocity of an RF Gaussian field, and reading dropdowns in both node APIs.
 """
 import asyncio
 import os
@@ -12,11 +12,12 @@ import tempfile
 
 import torch
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+from flow_test_support import bar, models
+from flow_test_support.files import make_writable
+from model_sampling_flow import oracles
 
-from model_sampling_flow import oracles  # noqa: E402
+TESTS = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(TESTS)
 
 _BASE_DIRECTORY = None
 
@@ -42,6 +43,43 @@ def import_comfyui_nodes():
     return nodes
 
 
+def combo_options(spec):
+    """The choices of a dropdown input spec, in either node API.
+
+    V1 nodes declare `(["a", "b"], {...})`; V3 nodes (comfy_api.latest.io, ComfyUI v0.33.0) declare
+    `("COMBO", {"options": ["a", "b"], ...})`. Returns the list of choices.
+    """
+    if isinstance(spec[0], (list, tuple)):
+        return list(spec[0])
+    if spec[0] == "COMBO":
+        return list(spec[1]["options"])
+    raise ValueError(f"spec is not a dropdown: {spec!r}")
+
+
+def dropdown(node_class, name):
+    """The choices of the required dropdown `name` of a node class (either node API)."""
+    return combo_options(node_class.INPUT_TYPES()["required"][name])
+
+
+_LOADED_EXTRAS = set()
+
+
+def builtin_node_classes(*extras):
+    """NODE_CLASS_MAPPINGS after loading comfy_extras modules with ComfyUI's own loader.
+
+    The loader registers V1 modules (NODE_CLASS_MAPPINGS) and V3 modules (comfy_entrypoint, e.g.
+    nodes_custom_sampler in ComfyUI v0.33.0) alike, as main.py does at start-up.
+    """
+    nodes = import_comfyui_nodes()
+    folder = os.path.join(os.path.dirname(os.path.abspath(nodes.__file__)), "comfy_extras")
+    for name in extras:
+        if name not in _LOADED_EXTRAS:
+            if not asyncio.run(nodes.load_custom_node(os.path.join(folder, name + ".py"), module_parent="comfy_extras")):
+                raise RuntimeError(f"ComfyUI did not load comfy_extras/{name}.py")
+            _LOADED_EXTRAS.add(name)
+    return dict(nodes.NODE_CLASS_MAPPINGS)
+
+
 def load_repo_as_custom_node(path=REPO):
     """Load the repository with ComfyUI's own nodes.load_custom_node; returns the package module."""
     nodes = import_comfyui_nodes()
@@ -62,52 +100,29 @@ def load_repo_again(path=REPO, name="model_sampling_flow_second_copy"):
     return module
 
 
-TINY_UNET = {
-    "use_checkpoint": False, "image_size": 32, "in_channels": 4, "out_channels": 4,
-    "model_channels": 32, "channel_mult": [1, 2], "num_res_blocks": [1, 1],
-    "transformer_depth": [0, 1], "transformer_depth_output": [0, 0, 1, 1], "transformer_depth_middle": 1,
-    "use_spatial_transformer": True, "legacy": False, "use_linear_in_transformer": True,
-    "num_classes": "sequential", "adm_in_channels": 2816, "context_dim": 2048,
-    "use_temporal_attention": False, "use_temporal_resblock": False,
-}
+TINY_UNET = models.TINY_SDXL_UNET
 
 
 def tiny_sdxl(seed=0):
     """A real comfy.model_base.SDXL (tiny channels, random weights) in a ModelPatcher, on CPU."""
     import comfy.model_patcher
     import comfy.supported_models
-    config = comfy.supported_models.SDXL(dict(TINY_UNET, dtype=torch.float32))
-    config.unet_config["num_head_channels"] = 16  # the SDXL default of 64 leaves 0 heads at 32 channels
-    config.set_inference_dtype(torch.float32, None)
-    model = config.get_model({}, "", device=torch.device("cpu"))
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for parameter in model.diffusion_model.parameters():
-            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.02)
-    model.eval()
+    model = models.tiny_sdxl_model(comfy.supported_models, seed)
     return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"),
                                             offload_device=torch.device("cpu"))
 
 
-class ExactVelocityUNet(torch.nn.Module):
-    """A UNet stand-in returning the exact RF velocity of `field` at the flow input it receives.
+def ExactVelocityUNet(field):
+    """The exact-velocity stand-in network (flow_test_support.models) for `field`.
 
     The network sees x = calculate_input(sigma, x_host) and timestep = 1000 * sigma (the
     continuous mapping), so sigma = timestep / 1000 recovers the flow time exactly.
     """
+    return models.exact_velocity_network(field)
 
-    def __init__(self, field):
-        super().__init__()
-        self.field = field
-        self.dtype = torch.float32
-        self.register_buffer("anchor", torch.zeros(1))  # gives the module a device for ComfyUI
-        self.timesteps_seen = []
 
-    def forward(self, x, timesteps, context=None, y=None, control=None, transformer_options={}, **kwargs):
-        self.timesteps_seen.append(float(timesteps.reshape(-1)[0]))
-        sigma = (timesteps.double() / 1000.0).reshape(-1, *([1] * (x.ndim - 1)))
-        x64 = x.double()
-        return ((x64 - self.field(x64, sigma)) / sigma).float()
+def is_exact_velocity(network):
+    return type(network).__name__ == "ExactVelocityNetwork"
 
 
 def analytic_sdxl(field=None):
@@ -135,7 +150,7 @@ def sample(model, sampler_name, scheduler="simple", steps=20, seed=0, shape=(1, 
     if noise is None:
         noise = comfy.sample.prepare_noise(latent, seed)
     # the exact-velocity UNet ignores text, so one token keeps ComfyUI's per-step cond copies small
-    tokens = 1 if isinstance(model.model.diffusion_model, ExactVelocityUNet) else 77
+    tokens = 1 if is_exact_velocity(model.model.diffusion_model) else 77
     positive, negative = sdxl_conds(latent.shape[0], tokens=tokens)
     return comfy.sample.sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative, latent,
                                denoise=denoise, callback=callback, disable_pbar=True, seed=seed)
@@ -146,8 +161,8 @@ def sample(model, sampler_name, scheduler="simple", steps=20, seed=0, shape=(1, 
 TABLE_SHAPE = (1, 4, 48, 48)   # 9216 draws: standard error 0.003 on the mean, 0.002 on the std
 TABLE_STEPS = 256
 TABLE_SCHEDULER = "simple"
-MEAN_TOLERANCE = 0.01
-STD_TOLERANCE = 0.02
+MEAN_TOLERANCE = bar.MEAN_TOLERANCE
+STD_TOLERANCE = bar.STD_TOLERANCE
 
 
 def sampler_statistics(model, sampler_name, field, seed=1, steps=TABLE_STEPS, scheduler=TABLE_SCHEDULER,
@@ -162,17 +177,19 @@ def sampler_statistics(model, sampler_name, field, seed=1, steps=TABLE_STEPS, sc
     mean, std = float(out.mean()), float(out.std())
     return {"sampler": sampler_name, "mean": mean, "std": std,
             "endpoint_rms": float((out - exact).pow(2).mean().sqrt()),
-            "passes": abs(mean - field.mean) <= MEAN_TOLERANCE and abs(std - field.std) <= STD_TOLERANCE}
+            "passes": bar.within(mean, std, field.mean, field.std)}
 
 
 if __name__ == "__main__":
     # python tests/comfy_support.py [ve|flow|sd3]: print the table for docs/comfyui.md
     os.environ.setdefault("COMFYUI_DIR", os.path.join(REPO, "..", "shared", "hosts", "ComfyUI"))
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, REPO)
     import conftest
     conftest.import_comfyui()
     package = load_repo_as_custom_node()
     import comfy.samplers
+    import comfyui_version
+    print(f"ComfyUI {comfyui_version.__version__}, view {sys.argv[1] if len(sys.argv) > 1 else 've'}")
     view = sys.argv[1] if len(sys.argv) > 1 else "ve"
     the_field = oracles.gaussian_field(0.5, 0.3)
     base = analytic_sdxl(the_field)
@@ -190,37 +207,10 @@ if __name__ == "__main__":
 
 
 FRESH_COMFYUI_SCRIPT = r'''
-import asyncio, importlib.abc, importlib.machinery, json, sys, types
-
-class StandIn(types.ModuleType):
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        child = make(f"{self.__name__}.{name}")
-        setattr(self, name, child)
-        return child
-
-def make(name):
-    module = StandIn(name)
-    module.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)
-    module.__path__ = []
-    sys.modules[name] = module
-    return module
-
-class StandInFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    def find_spec(self, name, path=None, target=None):
-        if name.startswith("torchvision."):
-            return importlib.machinery.ModuleSpec(name, self, is_package=True)
-    def create_module(self, spec):
-        return make(spec.name)
-    def exec_module(self, module):
-        pass
-
-try:
-    import torchvision
-except Exception:
-    make("torchvision")
-    sys.meta_path.insert(0, StandInFinder())
+import asyncio, json, sys
+sys.path.insert(0, sys.argv[2])            # tests/: the shared stand-ins
+from flow_test_support import standins
+standins.install("torchvision", "torchaudio")
 comfy_dir = sys.argv[1]
 sys.path.insert(0, comfy_dir)
 sys.argv = ["main.py", "--cpu", "--disable-api-nodes"]
@@ -228,14 +218,16 @@ import comfy.options
 comfy.options.enable_args_parsing()
 import nodes
 asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
-ksampler = nodes.NODE_CLASS_MAPPINGS["KSampler"].INPUT_TYPES()["required"]
-select = nodes.NODE_CLASS_MAPPINGS["KSamplerSelect"].INPUT_TYPES()["required"]
+def options(node, name):
+    spec = nodes.NODE_CLASS_MAPPINGS[node].INPUT_TYPES()["required"][name]
+    return list(spec[1]["options"]) if spec[0] == "COMBO" else list(spec[0])
 print(json.dumps({
     "nodes": sorted(nodes.NODE_CLASS_MAPPINGS),
     "display": nodes.NODE_DISPLAY_NAME_MAPPINGS,
-    "ksampler_samplers": ksampler["sampler_name"][0],
-    "ksampler_schedulers": ksampler["scheduler"][0],
-    "select_samplers": select["sampler_name"][0],
+    "ksampler_samplers": options("KSampler", "sampler_name"),
+    "ksampler_schedulers": options("KSampler", "scheduler"),
+    "select_samplers": options("KSamplerSelect", "sampler_name"),
+    "scheduler_schedulers": options("BasicScheduler", "scheduler"),
     "loaded": sorted(nodes.LOADED_MODULE_DIRS.values()),
 }))
 '''
@@ -253,11 +245,10 @@ def fresh_comfyui_with_repo(comfy_dir, workdir, timeout=600):
         return [n for n in names if n == "__pycache__"
                 or (os.path.abspath(directory) == top and n in ("models", "output", "input", "user"))]
     shutil.copytree(comfy_dir, copy, ignore=skip)
-    for root, dirs, files in os.walk(copy):
-        os.chmod(root, 0o755)
+    make_writable(copy)
     os.symlink(REPO, os.path.join(copy, "custom_nodes", "model-sampling-flow"))
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    result = subprocess.run([sys.executable, "-c", FRESH_COMFYUI_SCRIPT, copy], cwd=copy, env=env,
+    result = subprocess.run([sys.executable, "-c", FRESH_COMFYUI_SCRIPT, copy, TESTS], cwd=copy, env=env,
                             capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         raise RuntimeError(f"ComfyUI failed to start:\n{result.stderr[-4000:]}")

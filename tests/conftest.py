@@ -1,37 +1,35 @@
-"""Shared fixtures. Host fixtures skip with the reason when the host is not configured."""
-import importlib.machinery
+"""Shared fixtures and the host markers. Host fixtures skip with the reason when the host is not configured.
+
+Every test is marked with the host it needs (pyproject.toml registers the markers), from its file
+name or from the host fixture it uses, plus `host` for any of them:
+    pytest -m "not host"          the host-free loop (seconds)
+    pytest -m comfyui             ComfyUI tests, against COMFYUI_DIR (one ComfyUI per process)
+    pytest -m a1111 / -m reforge  the webui host tests (A1111_DIR + A1111_PYTHON, REFORGE_DIR + REFORGE_PYTHON)
+"""
 import os
 import sys
-import types
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from flow_test_support import standins
+
+# marker -> test file prefixes and fixtures that need that host; adding a host is one entry
+HOST_MARKERS = {
+    "comfyui": (("test_comfyui_",), ("comfyui",)),
+    "a1111": (("test_a1111_",), ()),
+    "reforge": (("test_reforge_",), ()),
+    "forge": (("test_forge_",), ()),
+}
 
 
-class _StandIn(types.ModuleType):
-    """An empty importable module whose attributes are further empty modules.
-
-    ComfyUI's model zoo imports torchvision at module level for other model families; the CPU
-    build of torch 2.13 has no matching torchvision wheel, and nothing on the SDXL path uses it.
-    """
-
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        child = make_stand_in(f"{self.__name__}.{name}")
-        setattr(self, name, child)
-        return child
-
-
-def make_stand_in(name):
-    module = _StandIn(name)
-    module.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)
-    module.__path__ = []
-    sys.modules[name] = module
-    return module
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        filename = os.path.basename(str(item.fspath))
+        fixtures = set(getattr(item, "fixturenames", ()))
+        for marker, (prefixes, fixture_names) in HOST_MARKERS.items():
+            if filename.startswith(prefixes) or fixtures & set(fixture_names) or item.get_closest_marker(marker):
+                item.add_marker(marker)
+                item.add_marker("host")
 
 
 def import_comfyui():
@@ -42,12 +40,8 @@ def import_comfyui():
     if not os.path.isfile(os.path.join(comfy_dir, "comfy", "model_sampling.py")):
         pytest.skip(f"COMFYUI_DIR={comfy_dir!r} does not hold ComfyUI (no comfy/model_sampling.py)")
     if "comfy.options" not in sys.modules:
-        try:
-            import torchvision  # noqa: F401
-        except Exception:
-            for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
-                del sys.modules[name]
-            make_stand_in("torchvision")
+        # no wheel of either loads against CPU torch 2.13; nothing on the SDXL path calls them
+        standins.install("torchvision", "torchaudio")
         sys.path.insert(0, os.path.abspath(comfy_dir))
         saved_argv = sys.argv
         sys.argv = [saved_argv[0], "--cpu"]

@@ -10,15 +10,14 @@ distribution ends there: within 0.01 in mean and 0.02 in std (16384 values per m
 """
 import concurrent.futures
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "hosts"))
 from a1111_host import host_paths, make_host_copy, run_suite  # noqa: E402
+from flow_test_support import bar  # noqa: E402
 
-MEAN, STD = 0.5, 0.3
-MEAN_TOLERANCE, STD_TOLERANCE = 0.01, 0.02
+MEAN, STD = bar.DATA_MEAN, bar.DATA_STD
+MEAN_TOLERANCE, STD_TOLERANCE = bar.MEAN_TOLERANCE, bar.STD_TOLERANCE
 
 REFUSED_SAMPLERS = ("DDIM", "DDIM CFG++", "PLMS", "UniPC", "LCM")
 REFUSED_SCHEDULERS = ("Align Your Steps", "Beta")
@@ -49,7 +48,8 @@ class Host:
         self.webui = make_host_copy(a1111_dir, os.path.join(base, "webui"), with_extension=True)
         self.plain = make_host_copy(a1111_dir, os.path.join(base, "webui-plain"), with_extension=False)
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=3)
-        order = ["samplers", "schedulers", "lifecycle", "baseline", "img2img", "load"]   # longest first
+        # the short load suite first (its tests come first and show progress early), then longest first
+        order = ["load", "samplers", "schedulers", "lifecycle", "baseline", "img2img"]
         self.futures = {suite: self.pool.submit(run_suite, self.plain if suite == "baseline" else self.webui,
                                                 python, suite, base)
                         for suite in order if suite in suites}

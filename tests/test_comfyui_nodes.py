@@ -294,28 +294,42 @@ def test_img2img_in_the_ve_view_is_exact_transport(flow_node, analytic):
 
 
 def test_callback_progress_and_interrupt(flow_node, analytic):
+    """Progress reaches ComfyUI's progress hook and Cancel (interrupt) stops sampling with no result.
+
+    ComfyUI v0.33.0 throttles progress reports (first and last always, others >= 100 ms apart),
+    so the test asserts what a user sees in every version: reports count up to the total, and a
+    Cancel requested during sampling raises at the next report instead of returning an image.
+    """
     import comfy.model_management
     import comfy.utils
     import latent_preview
     model = flow_node.patch(analytic, 3.0, "continuous", "static", "ve")[0]
     seen = []
+    cancel_at = []
 
     def hook(value, total, preview, prompt_id=None, node_id=None):
         seen.append((value, total))
-        comfy.model_management.throw_exception_if_processing_interrupted()
-        if value == 3:
+        comfy.model_management.throw_exception_if_processing_interrupted()   # main.py's hook does this
+        if value in cancel_at:
             comfy.model_management.interrupt_current_processing(True)
 
     saved = comfy.utils.PROGRESS_BAR_HOOK
     comfy.utils.set_progress_bar_global_hook(hook)
     try:
-        callback = latent_preview.prepare_callback(model, 10)
+        out = support.sample(model, "flow_euler_ancestral", "simple", steps=10,
+                             callback=latent_preview.prepare_callback(model, 10))
+        values = [value for value, _ in seen]
+        assert values[0] == 1 and values[-1] == 10 and values == sorted(set(values)), seen
+        assert {total for _, total in seen} == {10} and bool(torch.isfinite(out).all())
+        seen.clear()
+        cancel_at.append(1)
         with pytest.raises(comfy.model_management.InterruptProcessingException):
-            support.sample(model, "flow_euler_ancestral", "simple", steps=10, callback=callback)
+            support.sample(model, "flow_euler_ancestral", "simple", steps=10,
+                           callback=latent_preview.prepare_callback(model, 10))
     finally:
         comfy.utils.set_progress_bar_global_hook(saved)
         comfy.model_management.interrupt_current_processing(False)
-    assert seen == [(1, 10), (2, 10), (3, 10), (4, 10)]
+    assert seen[0] == (1, 10) and len(seen) >= 2 and seen[-1][0] <= 10, seen
 
     steps = []
     support.sample(model, "flow_heun", "simple", steps=5,
@@ -335,7 +349,7 @@ def test_pyproject_is_read_by_comfyuis_config_parser(package):
 def test_a_fresh_comfyui_shows_the_nodes_and_dropdown_entries(comfyui, tmp_path):
     """A copy of ComfyUI with the repository in custom_nodes/, started the way main.py starts it."""
     info, log = support.fresh_comfyui_with_repo(os.environ["COMFYUI_DIR"], str(tmp_path))
-    # (some of ComfyUI's own extras fail here for want of torchaudio etc.; ours must not)
+    # (some of ComfyUI's own extras may fail here for want of packages their models need; ours must not)
     failures = [line for line in log.splitlines() if "IMPORT FAILED" in line or "Cannot import" in line]
     assert not any("model-sampling-flow" in line for line in failures), failures
     assert any(path.endswith("model-sampling-flow") for path in info["loaded"])
@@ -346,7 +360,7 @@ def test_a_fresh_comfyui_shows_the_nodes_and_dropdown_entries(comfyui, tmp_path)
         assert info["ksampler_samplers"].count(name) == 1 and name in info["select_samplers"]
     assert info["ksampler_samplers"][:2] == ["euler", "euler_cfg_pp"]
     for name in SCHEDULER_NAMES:
-        assert info["ksampler_schedulers"].count(name) == 1
+        assert info["ksampler_schedulers"].count(name) == 1 and info["scheduler_schedulers"].count(name) == 1
     assert info["ksampler_schedulers"][0] == "simple"
 
 

@@ -26,6 +26,7 @@ VE_KNOWN_FAILURES = {
 DETERMINISTIC = {"euler", "euler_cfg_pp", "heun", "heunpp2", "dpm_2", "lms", "dpm_fast", "dpmpp_2m",
                  "dpmpp_2m_cfg_pp", "ipndm", "ipndm_v", "deis", "res_multistep", "res_multistep_cfg_pp",
                  "gradient_estimation", "gradient_estimation_cfg_pp", "ddim", "uni_pc", "uni_pc_bh2",
+                 "exp_heun_2_x0",  # in v0.33.0, not in a125cd8
                  "flow_euler", "flow_heun", "flow_multistep"}
 
 

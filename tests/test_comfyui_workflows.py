@@ -1,4 +1,5 @@
-"""example_workflows/*.json are ComfyUI UI-format workflows the node definitions accept.
+"""example_workflows/*.json are ComfyUI UI-format workflows the node definitions accept, and
+example_workflows/api/*.json are the same workflows in API format (for /prompt clients).
 
 Checked against the real node classes (ComfyUI built-ins, comfy_extras and ours): every node
 type exists, links join outputs to inputs of the same type, every required input is fed, and
@@ -14,6 +15,7 @@ import pytest
 import comfy_support as support
 
 WORKFLOWS = sorted(glob.glob(os.path.join(support.REPO, "example_workflows", "*.json")))
+API_FOLDER = os.path.join(support.REPO, "example_workflows", "api")
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 USER_FILE_WIDGETS = {"ckpt_name", "image"}  # choices depend on the user's model and input folders
 
@@ -21,12 +23,7 @@ USER_FILE_WIDGETS = {"ckpt_name", "image"}  # choices depend on the user's model
 @pytest.fixture(scope="module")
 def node_classes(comfyui):
     package = support.load_repo_as_custom_node()
-    import comfy_extras.nodes_custom_sampler
-    import comfy_extras.nodes_model_advanced
-    import nodes
-    classes = dict(nodes.NODE_CLASS_MAPPINGS)
-    classes.update(comfy_extras.nodes_custom_sampler.NODE_CLASS_MAPPINGS)
-    classes.update(comfy_extras.nodes_model_advanced.NODE_CLASS_MAPPINGS)
+    classes = support.builtin_node_classes("nodes_custom_sampler", "nodes_model_advanced")
     classes.update(package.NODE_CLASS_MAPPINGS)
     return classes
 
@@ -36,7 +33,10 @@ def declared_inputs(cls):
     out = {}
     for group in ("required", "optional"):
         for name, spec in types.get(group, {}).items():
-            out[name] = (group, spec[0], spec[1] if len(spec) > 1 else {})
+            kind, options = spec[0], spec[1] if len(spec) > 1 else {}
+            if kind == "COMBO":     # V3 nodes: ("COMBO", {"options": [...]}), V1: ([...], {...})
+                kind = list(options["options"])
+            out[name] = (group, kind, options)
     return out
 
 
@@ -99,6 +99,43 @@ def test_the_check_catches_a_broken_workflow(node_classes):
         validate(workflow, node_classes)
 
 
+def to_api(workflow, node_classes):
+    """The API format of a UI-format workflow (what the frontend's "Export (API)" writes)."""
+    links = {link[0]: link for link in workflow["links"]}
+    prompt = {}
+    for node in sorted(workflow["nodes"], key=lambda n: n["id"]):
+        inputs = {}
+        widgets = expected_widget_values(node_classes[node["type"]])
+        for (name, _, _), value in zip(widgets, node.get("widgets_values", [])):
+            if ":" not in name:          # control_after_generate / upload are frontend-only widgets
+                inputs[name] = value
+        for slot in node.get("inputs", []):
+            if slot.get("link") is not None:
+                _, source, source_slot, _, _, _ = links[slot["link"]]
+                inputs[slot["name"]] = [str(source), source_slot]
+        prompt[str(node["id"])] = {"inputs": inputs, "class_type": node["type"],
+                                   "_meta": {"title": node.get("title") or node["type"]}}
+    return prompt
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=os.path.basename)
+def test_each_workflow_ships_in_api_format_too(node_classes, path):
+    api_path = os.path.join(API_FOLDER, os.path.basename(path))
+    assert os.path.isfile(api_path), f"no API-format copy of {os.path.basename(path)} in example_workflows/api/"
+    with open(path) as f, open(api_path) as g:
+        expected, shipped = to_api(json.load(f), node_classes), json.load(g)
+    strip = lambda prompt: {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in prompt.items()}  # noqa: E731
+    assert strip(shipped) == strip(expected)
+
+
+def test_img2img_names_the_image_it_expects_and_it_is_shipped():
+    with open(os.path.join(API_FOLDER, "rf_sdxl_img2img.json")) as f:
+        prompt = json.load(f)
+    images = [node["inputs"]["image"] for node in prompt.values() if node["class_type"] == "LoadImage"]
+    assert images == ["example.png"]
+    assert os.path.isfile(os.path.join(support.REPO, "example_workflows", "example.png"))
+
+
 def validate(workflow, node_classes):
     assert {"last_node_id", "last_link_id", "nodes", "links", "version"} <= set(workflow)
     nodes_by_id = {node["id"]: node for node in workflow["nodes"]}
@@ -110,7 +147,9 @@ def validate(workflow, node_classes):
         cls = node_classes[node["type"]]
         uses_ours |= cls.__module__.split(".")[-2:-1] == ["comfy_nodes"] or "comfy_nodes" in cls.__module__
         inputs = declared_inputs(cls)
-        assert [o["type"] for o in node.get("outputs", [])] == list(cls.RETURN_TYPES), node["type"]
+        # outputs a newer ComfyUI added (SaveImage's IMAGE in v0.33.0) may be absent from a saved workflow
+        saved = [o["type"] for o in node.get("outputs", [])]
+        assert saved == list(cls.RETURN_TYPES)[:len(saved)], node["type"]
         for slot in node.get("inputs", []):
             assert slot["name"] in inputs and not is_widget(inputs[slot["name"]][1]), (node["type"], slot["name"])
             assert slot["type"] == inputs[slot["name"]][1], (node["type"], slot["name"])

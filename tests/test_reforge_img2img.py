@@ -1,10 +1,7 @@
 """img2img, inpaint, the hires-fix second pass and a foreign second pass (another extension's
 processing object without our script arguments) through reForge's sample_img2img, with flow on:
 starting from exact draws of the data, the output must again be distributed as the data."""
-import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "hosts"))
 import reforge_harness as harness  # noqa: E402
 
 

@@ -2,10 +2,7 @@
 objects (bit-identical output to never having enabled flow, also before the extension was
 imported), shift changes, an exception mid-sampling, a checkpoint change, the Lora rebuild,
 refusals, the Advanced Model Sampling conflict, and a real (tiny, random) ldm_patched SDXL UNet."""
-import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "hosts"))
 import reforge_harness as harness  # noqa: E402
 
 

@@ -4,10 +4,7 @@ for txt2img, hires fix, img2img, inpaint, a foreign second pass started in postp
 ADetailer does, infotext, the XYZ axes, off/on/off, an exception, a model reload, and reForge's
 Advanced Model Sampling enabled at the same time. The model is a stand-in whose network returns
 the exact velocity of N(0.5, 0.3^2) data."""
-import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "hosts"))
 import reforge_harness as harness  # noqa: E402
 
 

@@ -3,10 +3,7 @@ forge_objects rebuilt from the after-Lora copy, process_before_every_sampling, s
 CFGDenoiser, ldm_patched sampling_function), with flow on for an analytic RF model whose network
 returns the exact velocity of N(0.5, 0.3^2) data: 256 steps must land within 0.01 of the mean
 and 0.02 of the std, or the sampler must be refused with a message saying why."""
-import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "hosts"))
 import reforge_harness as harness  # noqa: E402
 
 from webui_extension.reforge import REFUSED_SAMPLERS  # noqa: E402  (no webui import at module level)

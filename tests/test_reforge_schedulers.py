@@ -1,10 +1,7 @@
 """Every schedule type reForge lists, with flow on: it reaches the flow distribution at 256
 steps through the webui samplers (Euler, Euler a, DPM++ 2M) and through the ldm_patched samplers'
 own scheduler table (Euler Comfy), or sampling stops with a message that names it."""
-import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "hosts"))
 import reforge_harness as harness  # noqa: E402
 from webui_extension.reforge import REFUSED_SCHEDULERS  # noqa: E402
 

@@ -6,14 +6,11 @@ so a correct denoiser + sampler reaches the oracle's distribution (and, determin
 ODE endpoint) as steps grow.
 """
 import math
-import os
-import sys
 
 import pytest
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "hosts"))
-from a1111_standins import import_k_diffusion  # noqa: E402
+from flow_test_support.standins import import_k_diffusion  # noqa: E402
 
 try:
     k_diffusion = import_k_diffusion()

@@ -1,14 +1,12 @@
 """Host-free tests of the webui layer: backend selection, the A1111 backend's patch and exact
 restore, the script's Off/Auto/On decision, infotext paste and XYZ overrides."""
 import json
-import os
 import sys
 
 import pytest
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "hosts"))
-from a1111_standins import import_k_diffusion  # noqa: E402
+from flow_test_support.standins import import_k_diffusion  # noqa: E402
 
 try:
     import_k_diffusion()

@@ -1,30 +1,129 @@
 #!/usr/bin/env bash
-# Set up every environment the tests need (first run: a few minutes) and run the whole suite.
-# Host tests run against ../shared/hosts/{ComfyUI,A1111,reForge} when present (or COMFYUI_DIR,
-# A1111_DIR, REFORGE_DIR), and skip with the reason when a host is absent.
+# Set up every environment the tests need (first run: a few minutes) and run the suite in tiers.
+# Each tier is one pytest process in its own environment; independent tiers run in parallel.
+#
+#   bash tools/test.sh                       every tier
+#   bash tools/test.sh comfyui-latest a1111  only these tiers
+#   FLOW_JOBS=2 bash tools/test.sh           at most 2 tiers at a time (default: all at once)
+#   FLOW_PYTEST_ARGS="-x" bash tools/test.sh extra pytest arguments for every tier
+#
+# Host tiers run against ../shared/hosts/<Host> (or FLOW_HOSTS_DIR, or COMFYUI_DIR, A1111_DIR,
+# REFORGE_DIR, and COMFYUI_LATEST_DIR for the newest ComfyUI); a tier whose host is absent still runs, and its tests skip with the reason.
+# Each tier's output is streamed with its name in front; per-tier durations are printed at the end.
+# Exit status: 0 only when every tier passed and collected at least one test.
 source "$(dirname "$0")/env.sh"
 ensure_project_env
 
 HOSTS="${FLOW_HOSTS_DIR:-$ROOT/../shared/hosts}"
-[ -d "$HOSTS/ComfyUI" ] && export COMFYUI_DIR="${COMFYUI_DIR:-$HOSTS/ComfyUI}"
-[ -d "$HOSTS/A1111" ] && export A1111_DIR="${A1111_DIR:-$HOSTS/A1111}"
-[ -d "$HOSTS/reForge" ] && export REFORGE_DIR="${REFORGE_DIR:-$HOSTS/reForge}"
-for host in a1111 reforge; do
-    [ "$host" = a1111 ] && dir_var=A1111_DIR
-    [ "$host" = reforge ] && dir_var=REFORGE_DIR
-    installer="$ROOT/tests/hosts/${host}_venv.sh"
-    if [ -n "${!dir_var:-}" ] && [ -f "$installer" ]; then
-        venv="${FLOW_HOST_VENVS:-$ROOT}/.venv-$host"
-        if [ ! -f "$venv/.flow-env-ok" ] || [ "$installer" -nt "$venv/.flow-env-ok" ]; then
-            bash "$installer" "$venv" && touch "$venv/.flow-env-ok"
-        fi
-        export "$(echo "$host" | tr a-z A-Z)_PYTHON=$venv/bin/python"
-    fi
-done
+HOST_VENVS="${FLOW_HOST_VENVS:-$ROOT}"
+LOGS="${FLOW_TEST_LOGS:-$(mktemp -d "${TMPDIR:-/tmp}/flow-test-logs.XXXXXX")}"
+TIER_TIMEOUT="${FLOW_TIER_TIMEOUT:-4800}"   # seconds; the slowest tier took ~25 min on a loaded machine
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}" PYTHONUNBUFFERED=1
+export PYTHONDONTWRITEBYTECODE=1            # never write caches into host snapshots
 
-set +e
-"$VENV/bin/python" -m pytest "$@"
-status=$?
-# pytest exits 5 when it collected no tests: that is a failure here, never a pass.
-[ "$status" -eq 5 ] && echo "no tests were collected" >&2
-exit "$status"
+# host_dir VARIABLE FOLDER: the host's directory from VARIABLE or ../shared/hosts/FOLDER, or empty
+host_dir() {
+    local value="${!1:-}"
+    [ -z "$value" ] && [ -d "$HOSTS/$2" ] && value="$(cd "$HOSTS/$2" && pwd)"
+    echo "$value"
+}
+
+# venv_for DIR INSTALLER "ARGS" [FILES...]: runs `INSTALLER DIR ARGS` when the venv is missing or older
+# than its installer or the requirement FILES; prints its python
+venv_for() {
+    local venv="$1" installer="$2" arguments="$3"; shift 3
+    local stamp="$venv/.flow-env-ok" file stale=0
+    [ -f "$stamp" ] || stale=1
+    for file in "$installer" "$@"; do [ "$file" -nt "$stamp" ] && stale=1; done
+    if [ "$stale" = 1 ]; then
+        # shellcheck disable=SC2086
+        bash "$installer" "$venv" $arguments >&2 && touch "$stamp"
+    fi
+    echo "$venv/bin/python"
+}
+
+# ---- the tiers: name, then the function that runs it (one line each in TIERS) -------------------
+# A tier function prints nothing itself; it runs pytest (with "$@" = shared args) in its environment.
+tier_host_free() { "$VENV/bin/python" -m pytest -m "not host" "$@"; }
+
+tier_comfyui_with() {   # DIR variable, host folder, venv kind (comfyui_venv.sh), pytest args
+    local python="$VENV/bin/python" dir kind="$3"
+    dir="$(host_dir "$1" "$2")"; shift 3
+    if [ -n "$dir" ]; then
+        local venv="$HOST_VENVS/.venv-comfyui"; [ "$kind" = latest ] && venv="$venv-latest"
+        python="$(venv_for "$venv" "$ROOT/tests/hosts/comfyui_venv.sh" "$kind" "$ROOT"/tests/hosts/comfyui*.txt \
+            "$ROOT/tests/hosts/requirements-nodeps.txt")"
+    fi
+    COMFYUI_DIR="$dir" "$python" -m pytest -m comfyui "$@"
+}
+tier_comfyui() { tier_comfyui_with COMFYUI_DIR ComfyUI pinned "$@"; }
+tier_comfyui_latest() { tier_comfyui_with COMFYUI_LATEST_DIR ComfyUI-latest latest "$@"; }
+
+tier_webui() {   # marker, host folder, DIR variable, PYTHON variable, installer, pytest args
+    local marker="$1" folder="$2" dir_var="$3" python_var="$4" installer="$5"; shift 5
+    local dir; dir="$(host_dir "$dir_var" "$folder")"
+    if [ -n "$dir" ]; then
+        export "$dir_var=$dir"
+        [ -z "${!python_var:-}" ] && export "$python_var=$(venv_for "$HOST_VENVS/.venv-$marker" "$installer" "")"
+    fi
+    "$VENV/bin/python" -m pytest -m "$marker" "$@"
+}
+tier_a1111() { tier_webui a1111 A1111 A1111_DIR A1111_PYTHON "$ROOT/tests/hosts/a1111_venv.sh" "$@"; }
+tier_reforge() { tier_webui reforge reForge REFORGE_DIR REFORGE_PYTHON "$ROOT/tests/hosts/reforge_venv.sh" "$@"; }
+
+# in start order: quick feedback first, then the longest host tiers; a new tier is one line here
+# (its marker registered in pyproject.toml and mapped in tests/conftest.py)
+TIERS=(
+    "host-free tier_host_free"
+    "a1111 tier_a1111"
+    "reforge tier_reforge"
+    "comfyui tier_comfyui"
+    "comfyui-latest tier_comfyui_latest"
+)
+
+# ---- runner -------------------------------------------------------------------------------------
+selected=("$@")
+run_tier() {   # name function: runs in the background, writes LOGS/name.{log,status,seconds}
+    local name="$1" function="$2" start=$SECONDS status
+    set +e
+    # shellcheck disable=SC2086
+    timeout --kill-after=60 "$TIER_TIMEOUT" bash -c "$function -p no:cacheprovider ${FLOW_PYTEST_ARGS:-}" 2>&1 \
+        | awk -v p="[$name] " '{ print p $0; fflush() }' | tee "$LOGS/$name.log"
+    status=${PIPESTATUS[0]}
+    echo "$status" > "$LOGS/$name.status"
+    echo $((SECONDS - start)) > "$LOGS/$name.seconds"
+    local verdict="passed"
+    [ "$status" -eq 5 ] && verdict="FAILED: no tests collected"
+    [ "$status" -eq 124 ] && verdict="FAILED: timed out after ${TIER_TIMEOUT}s"
+    [ "$status" -ne 0 ] && [ "$verdict" = passed ] && verdict="FAILED (exit $status)"
+    printf '== tier %s %s in %dm%02ds ==\n' "$name" "$verdict" $(((SECONDS - start) / 60)) $(((SECONDS - start) % 60))
+}
+
+export -f host_dir venv_for tier_host_free tier_comfyui_with tier_comfyui tier_comfyui_latest tier_webui \
+    tier_a1111 tier_reforge
+export ROOT VENV HOSTS HOST_VENVS
+echo "test tiers, logs in $LOGS (FLOW_JOBS=${FLOW_JOBS:-all})"
+names=()
+for entry in "${TIERS[@]}"; do
+    read -r name function <<< "$entry"
+    if [ ${#selected[@]} -gt 0 ] && [[ ! " ${selected[*]} " == *" $name "* ]]; then continue; fi
+    while [ -n "${FLOW_JOBS:-}" ] && [ "$(jobs -rp | wc -l)" -ge "$FLOW_JOBS" ]; do sleep 2; done
+    names+=("$name")
+    run_tier "$name" "$function" &
+done
+if [ ${#names[@]} -eq 0 ]; then
+    echo "no such tier: ${selected[*]} (tiers: $(printf '%s ' "${TIERS[@]%% *}"))" >&2
+    exit 2
+fi
+wait
+
+failed=0
+echo "== summary =="
+for name in "${names[@]}"; do
+    status="$(cat "$LOGS/$name.status" 2>/dev/null || echo 1)"
+    seconds="$(cat "$LOGS/$name.seconds" 2>/dev/null || echo 0)"
+    result="$(grep -E '^\[[^]]*\] =*.*( passed| failed| error| skipped| deselected| no tests ran).* in [0-9.]+s' "$LOGS/$name.log" | tail -1 | sed 's/^\[[^]]*\] //; s/=//g')"
+    printf '%-16s %3dm%02ds  exit %-3s %s\n' "$name" $((seconds / 60)) $((seconds % 60)) "$status" "$result"
+    [ "$status" -ne 0 ] && failed=1
+done
+exit "$failed"

@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from flow_test_support.files import copy_host
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 EXTENSION_NAME = "model-sampling-flow"
@@ -37,7 +39,7 @@ def host_paths():
 
 def make_host_copy(source, destination, with_extension):
     """A writable copy of the webui with the probe (always) and this repository (when asked) installed."""
-    shutil.copytree(source, destination, ignore=shutil.ignore_patterns("__pycache__"))
+    copy_host(source, destination)     # writable even when the snapshot is read-only
     probe_dir = os.path.join(destination, "extensions", PROBE_NAME, "scripts")
     os.makedirs(probe_dir)
     shutil.copyfile(os.path.join(HERE, "a1111_probe.py"), os.path.join(probe_dir, "flow_test_probe.py"))
@@ -46,7 +48,7 @@ def make_host_copy(source, destination, with_extension):
     return destination
 
 
-def run_suite(host_copy, python, suite, tmp_dir, env=None, timeout=2400):
+def run_suite(host_copy, python, suite, tmp_dir, env=None, timeout=3600):
     """Run one suite of a1111_runner.py inside the webui's Python; its JSON payload."""
     out_path = os.path.join(tmp_dir, f"{suite}-{os.getpid()}-{len(os.listdir(tmp_dir))}.json")
     full_env = dict(os.environ, A1111_DIR=host_copy, FLOW_EXTENSION_NAME=EXTENSION_NAME,
@@ -77,7 +79,7 @@ def start_suite(host_copy, python, suite, tmp_dir, env=None):
     return proc, out_path, log
 
 
-def finish_suite(handle, timeout=900):
+def finish_suite(handle, timeout=3600):
     proc, out_path, log = handle
     proc.wait(timeout=timeout)
     log.close()

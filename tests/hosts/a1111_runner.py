@@ -10,10 +10,7 @@ sigma), so a correct flow sampler's output has that mean and std. Its "VAE" enco
 fresh draw from the same distribution, so img2img, inpaint and hires passes must also land there.
 """
 import contextlib
-import enum
 import hashlib
-import importlib.abc
-import importlib.machinery
 import json
 import os
 import subprocess
@@ -24,53 +21,15 @@ import types
 
 A1111 = os.path.abspath(os.environ["A1111_DIR"])
 EXTENSION_NAME = os.environ.get("FLOW_EXTENSION_NAME", "model-sampling-flow")
-MEAN, STD = 0.5, 0.3
 WORK = os.path.join(A1111, "flow-test-work")
 
 
-# ---- import-only stand-ins (torchvision, timm have no usable CPU wheel for torch 2.13 here) ----------
-class _Anything(type):
-    def __getattr__(cls, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return _Anything(name, (), {})
+# ---- import-only stand-ins: tests/flow_test_support/standins.py (torchvision and timm have no wheel
+# that loads against CPU torch 2.13; nothing on the sampling path calls them) -----------------------
+sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # tests/
+from flow_test_support import bar, standins  # noqa: E402
 
-
-class _InterpolationMode(enum.Enum):
-    NEAREST = "nearest"
-    NEAREST_EXACT = "nearest-exact"
-    BILINEAR = "bilinear"
-    BICUBIC = "bicubic"
-    BOX = "box"
-    HAMMING = "hamming"
-    LANCZOS = "lanczos"
-
-
-class _Module(types.ModuleType):
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        if name == "InterpolationMode":
-            return _InterpolationMode
-        return _Anything(name, (), {})
-
-
-class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    roots = {"torchvision", "timm"}
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname.split(".")[0] in self.roots:
-            return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
-        return None
-
-    def create_module(self, spec):
-        module = _Module(spec.name)
-        module.__path__ = []
-        module.__version__ = "0.0.0+standin"
-        return module
-
-    def exec_module(self, module):
-        pass
+MEAN, STD = bar.DATA_MEAN, bar.DATA_STD
 
 
 def no_network():
@@ -85,7 +44,7 @@ def no_network():
 
 
 def start_webui():
-    sys.meta_path.insert(0, _Finder())
+    standins.install("torchvision", "timm")
     no_network()
     os.chdir(A1111)
     sys.path.insert(0, A1111)

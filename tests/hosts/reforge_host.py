@@ -4,89 +4,21 @@ Runs inside the reForge venv (REFORGE_PYTHON), in a writable copy of reForge (RE
 Nothing here is reForge code: it only sets up what launch.py and a checkpoint load would have,
 then the tests drive reForge's own sampler classes, CFG denoiser and ldm_patched model code.
 """
-import enum
-import importlib.abc
-import importlib.machinery
 import os
 import sys
 import tempfile
-import types
 
 # ------------------------------------------------------------------ import stand-ins
-# launch.py would git-clone Stability's `ldm` and `sgm` into repositories/; the SDXL sampling path
-# never calls them, but the webui imports them at module level. The CPU torch 2.13 build has no
-# loadable torchvision wheel; nothing on the sampling path calls it either.
-_STAND_IN_ROOTS = {"ldm", "sgm"}
-
-
-class _Anything(types.ModuleType):
-    """A module whose every missing attribute is a submodule (lower case) or an inert class."""
-
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        full_name = f"{self.__name__}.{name}"
-        if name[:1].islower():
-            value = sys.modules.get(full_name) or _new_stand_in(full_name)
-        else:
-            value = type(name, (), {"__init__": lambda self, *a, **k: None,
-                                    "__call__": lambda self, *a, **k: None,
-                                    "__module__": self.__name__})
-        setattr(self, name, value)
-        return value
-
-    def __call__(self, *args, **kwargs):
-        return None
-
-
-class _InterpolationMode(enum.Enum):
-    NEAREST = "nearest"
-    NEAREST_EXACT = "nearest-exact"
-    BILINEAR = "bilinear"
-    BICUBIC = "bicubic"
-    BOX = "box"
-    HAMMING = "hamming"
-    LANCZOS = "lanczos"
-
-
-def _new_stand_in(name):
-    module = _Anything(name)
-    module.__path__ = []
-    module.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)
-    sys.modules[name] = module
-    if name == "torchvision":
-        module.__version__ = "0.0.0+stand-in"
-    if name in ("torchvision.transforms", "torchvision.transforms.functional"):
-        module.InterpolationMode = _InterpolationMode
-    return module
-
-
-class _StandInFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in _STAND_IN_ROOTS:
-            return importlib.machinery.ModuleSpec(name, self, is_package=True)
-        return None
-
-    def create_module(self, spec):
-        module = _Anything(spec.name)
-        module.__path__ = []
-        return module
-
-    def exec_module(self, module):
-        if module.__name__ == "torchvision":
-            module.__version__ = "0.0.0+stand-in"
-        if module.__name__ in ("torchvision.transforms", "torchvision.transforms.functional"):
-            module.InterpolationMode = _InterpolationMode
+# tests/flow_test_support/standins.py. launch.py would git-clone Stability's `ldm` and `sgm` into
+# repositories/; the SDXL sampling path never calls them, but the webui imports them at module level.
+# The CPU torch 2.13 build has no loadable torchvision wheel; nothing on the sampling path calls it.
+sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # tests/
+from flow_test_support import models, standins  # noqa: E402
 
 
 def install_stand_ins(reforge_dir):
-    sys.meta_path.insert(0, _StandInFinder())
-    try:
-        import torchvision  # noqa: F401
-    except Exception:
-        for key in [k for k in sys.modules if k.split(".")[0] == "torchvision"]:
-            del sys.modules[key]
-        _STAND_IN_ROOTS.add("torchvision")
+    standins.install("ldm", "sgm", always=True)
+    standins.install("torchvision")
     # modules/paths.py checks for the cloned repositories by these paths
     marker = os.path.join(reforge_dir, "repositories", "stable-diffusion-stability-ai", "ldm",
                           "models", "diffusion", "ddpm.py")
@@ -123,51 +55,16 @@ def tiny_sdxl_unet_patcher(seed=0):
     import torch
     from ldm_patched.modules import supported_models
     from modules_forge.unet_patcher import UnetPatcher
-    config = supported_models.SDXL({
-        "use_checkpoint": False, "image_size": 32, "in_channels": 4, "out_channels": 4,
-        "model_channels": 32, "channel_mult": [1, 2], "num_res_blocks": [1, 1],
-        "transformer_depth": [0, 1], "transformer_depth_output": [0, 0, 1, 1],
-        "transformer_depth_middle": 1, "use_spatial_transformer": True, "legacy": False,
-        "use_linear_in_transformer": True, "num_classes": "sequential", "adm_in_channels": 2816,
-        "context_dim": 2048, "use_temporal_attention": False, "use_temporal_resblock": False,
-        "dtype": torch.float32})
-    config.unet_config["num_head_channels"] = 16   # SDXL's default 64 leaves 0 heads at 32 channels
-    config.set_inference_dtype(torch.float32, None)
     cpu = torch.device("cpu")
-    model = config.get_model({}, "", device=cpu)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for parameter in model.diffusion_model.parameters():
-            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.02)
-    model.eval()
-    return UnetPatcher(model, load_device=cpu, offload_device=cpu)
+    return UnetPatcher(models.tiny_sdxl_model(supported_models, seed), load_device=cpu, offload_device=cpu)
 
 
 def analytic_flow_network(field, timestep_to_sigma=lambda t: t / 1000.0):
     """A diffusion model returning the exact RF velocity of `field` for the flow input x at the
-    flow sigma its timestep stands for, and counting its calls (records the last timesteps)."""
-    import torch
-
-    class AnalyticFlowNetwork(torch.nn.Module):
-        dtype = torch.float32
-
-        def __init__(self):
-            super().__init__()
-            self.calls = 0
-            self.last_timesteps = None
-            self.fail_at_call = None
-
-        def forward(self, x, timesteps, context=None, y=None, **kwargs):
-            self.calls += 1
-            if self.fail_at_call is not None and self.calls >= self.fail_at_call:
-                raise RuntimeError("analytic network: failure requested by the test")
-            self.last_timesteps = timesteps.detach().clone()
-            # clamped so that flow off (the checkpoint sampled as the EPS model it is declared as,
-            # timesteps up to 999 meaning something else) still gives finite, comparable output
-            sigma = timestep_to_sigma(timesteps.double()).clamp(1e-4, 1.0)
-            return field.velocity(x.double(), sigma).float()
-
-    return AnalyticFlowNetwork()
+    flow sigma its timestep stands for, and counting its calls (records the last timesteps).
+    sigma is clamped to [1e-4, 1] so that flow off (the checkpoint sampled as the EPS model it is
+    declared as, timesteps up to 999 meaning something else) still gives finite, comparable output."""
+    return models.exact_velocity_network(field, timestep_to_sigma, sigma_clamp=(1e-4, 1.0))
 
 
 def analytic_eps_network(field, eps_model_sampling):

@@ -1,0 +1,11 @@
+"""The project's host-test toolkit, shared by pytest and by the runner scripts that execute inside
+each host's own Python (ComfyUI old and new, A1111, reForge, Forge).
+
+- `standins`: one import finder standing in for packages CPU torch 2.13 cannot load (torchvision
+  with every submodule, torchaudio, timm) and for code a host clones at first launch (ldm, sgm).
+- `models`: the tiny SDXL UNet configuration and the exact-velocity stand-in network.
+- `bar`: the acceptance bar (data distribution and the mean / std tolerances).
+
+Stdlib only at import time (torch is imported inside the functions that need it), so any
+interpreter can import it with this folder's parent (tests/) on sys.path.
+"""

@@ -1,0 +1,13 @@
+"""The acceptance bar every host test of a sampler uses.
+
+The analytic models' data is per element N(DATA_MEAN, DATA_STD^2); a correct sampler at the tests'
+step counts lands within MEAN_TOLERANCE of the mean and STD_TOLERANCE of the std (several thousand
+draws per measurement: the standard errors are about 0.003 and 0.002).
+"""
+DATA_MEAN, DATA_STD = 0.5, 0.3
+MEAN_TOLERANCE, STD_TOLERANCE = 0.01, 0.02
+
+
+def within(mean, std, data_mean=DATA_MEAN, data_std=DATA_STD, mean_tol=MEAN_TOLERANCE, std_tol=STD_TOLERANCE):
+    """True when (mean, std) meets the bar."""
+    return abs(mean - data_mean) <= mean_tol and abs(std - data_std) <= std_tol
