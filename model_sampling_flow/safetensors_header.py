@@ -41,12 +41,13 @@ DTYPE_BITS = {
 METADATA_KEY = "__metadata__"
 _WS = re.compile(r"[ \t\n\r]*")
 _UINT = r"(?:0|[1-9][0-9]{0,19})"
-# an entry exactly as safetensors writes it (compact JSON, no escapes in the name): parsed without
-# building JSON objects; any other spelling goes through the json module
+# an entry spelled the usual way (keys in this order, no escapes in the name, any JSON whitespace):
+# parsed without building JSON objects; any other spelling goes through the json module
 _CANONICAL_ENTRY = re.compile(
-    r'"([^"\\\x00-\x1f]*)":\{"dtype":"([A-Z0-9_]+)","shape":\[((?:%s(?:,%s)*)?)\],'
-    r'"data_offsets":\[(%s),(%s)\]\}' % (_UINT, _UINT, _UINT, _UINT))
-_CANONICAL_METADATA = re.compile(r'"([^"\\\x00-\x1f]*)":"([^"\\\x00-\x1f]*)"')
+    r'"([^"\\\x00-\x1f]*)"{w}:{w}\{{{w}"dtype"{w}:{w}"([A-Z0-9_]+)"{w},{w}"shape"{w}:{w}'
+    r'\[{w}((?:{u}(?:{w},{w}{u})*)?){w}\]{w},{w}"data_offsets"{w}:{w}\[{w}({u}){w},{w}({u}){w}\]{w}\}}'
+    .format(w=r"[ \t\n\r]*", u=_UINT))
+_CANONICAL_METADATA = re.compile(r'"([^"\\\x00-\x1f]*)"[ \t\n\r]*:[ \t\n\r]*"([^"\\\x00-\x1f]*)"')
 _MAYBE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 

@@ -6,11 +6,7 @@ Vocabulary used everywhere in this package:
   timestep  the number the network receives, given by a trainer's timestep mapping
 """
 import math
-
-try:
-    import torch
-except ImportError:  # `python -m model_sampling_flow inspect` runs on the standard library alone
-    torch = None
+import sys
 
 NUM_TIMESTEPS = 1000
 DEFAULT_SHIFT = 3.0
@@ -42,6 +38,9 @@ def check_shift(shift):
 
 
 def _is_tensor(value):
+    # torch is not imported here: the checkpoint inspector uses this module's validators on the
+    # standard library alone, and a tensor can only exist once torch has been imported
+    torch = sys.modules.get("torch")
     return torch is not None and isinstance(value, torch.Tensor)
 
 
@@ -107,13 +106,13 @@ def _continuous(sigma):
 
 def _floor_999(sigma):
     # bluvoll/sd-scripts library/train_util.py: timesteps = clamp(long(sigma * 999), 0, 999)
-    return torch.clamp(torch.floor(sigma * 999), 0, 999) if _is_tensor(sigma) \
+    return sigma.mul(999).floor().clamp(0, 999) if _is_tensor(sigma) \
         else float(min(max(math.floor(sigma * 999), 0), 999))
 
 
 def _floor_1000(sigma):
     # bluvoll/sd-scripts-f2vae: timesteps = min(floor(sigma * 1000), 999)
-    return torch.clamp(torch.floor(sigma * NUM_TIMESTEPS), 0, 999) if _is_tensor(sigma) \
+    return sigma.mul(NUM_TIMESTEPS).floor().clamp(0, 999) if _is_tensor(sigma) \
         else float(min(max(math.floor(sigma * NUM_TIMESTEPS), 0), 999))
 
 

@@ -44,6 +44,7 @@ NAMES = [
     ("noob_rectified_v1_flow.safetensors", 4, "sdxl", True, "[8]"),
     ("my_flow_finetune_e10.safetensors", 4, "sdxl", True, "[8] the abbreviation 'flow'"),
     ("noobRF_v1.safetensors", 4, "sdxl", True, "[8] 'RF' in camel case"),
+    ("noob_flowmatch_e3.safetensors", 4, "sdxl", True, "[8] 'flowmatch' as one word"),
     ("ChenkinNoob-XL-V0.2.safetensors", 4, "sdxl", False, "[9]"),
     ("ChenkinNoob-XL-V0.5.safetensors", 4, "sdxl", False, "[9]"),
     ("noobaiXLNAIXL_vPred10Version.safetensors", 4, "sdxl", False, "[9]"),
