@@ -30,7 +30,7 @@ import json
 import os
 import re
 import stat
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from .safetensors_header import MAX_HEADER_BYTES, PICKLE_SUFFIXES, HeaderError, read_header  # noqa: F401
 from .schedule import (DEFAULT_SHIFT, DEFAULT_TIMESTEP_MAPPING, SHIFT_MODES, TIMESTEP_MAPPINGS,
@@ -153,7 +153,8 @@ class Facts:
 class Verdict:
     """The rules' answer: is the file RF, on what ground, and the settings to sample it with."""
     is_rf: bool
-    source: str            # sidecar | metadata | scheduler config | hint | marker tensor | declaration | file kind | none
+    source: str            # sidecar | metadata | scheduler config | hint | marker tensor | declaration |
+    #                        file kind | none
     reason: str
     settings: dict         # shift, timestep_mapping, shift_mode for an RF file; {} otherwise
     settings_note: str     # where those values come from
@@ -176,10 +177,12 @@ class Report:
 
     def as_dict(self):
         """Facts and verdict as one JSON-ready dict (what `inspect --json` prints)."""
-        out = asdict(self.facts)
+        out = {f.name: getattr(self.facts, f.name) for f in fields(Facts)}
         out.update(hints=list(self.facts.hints), problems=list(self.facts.problems),
-                   components=list(self.facts.components))
-        out["verdict"] = dict(asdict(self.verdict), warnings=list(self.verdict.warnings))
+                   components=list(self.facts.components), sidecar=_shallow(self.facts.sidecar),
+                   scheduler=_shallow(self.facts.scheduler))
+        out["verdict"] = dict({f.name: getattr(self.verdict, f.name) for f in fields(Verdict)},
+                              warnings=list(self.verdict.warnings))
         out["is_rf"], out["reason"] = self.verdict.is_rf, self.verdict.reason
         out["recommended"] = dict(self.verdict.settings) if self.verdict.is_rf else None
         return out
@@ -414,8 +417,22 @@ def _check_text_choice(name, value, choices):
 
 
 def _brief(value):
+    """A short description of a JSON value for a message (never deep: repr of a deep list would recurse)."""
+    if isinstance(value, dict):
+        return "a JSON object"
+    if isinstance(value, list):
+        return "a JSON array"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _shallow(value, depth=0):
+    """`value` with containers below depth 4 replaced by a description: safe to print and to dump."""
+    if isinstance(value, dict):
+        return {str(k): _shallow(v, depth + 1) for k, v in value.items()} if depth < 4 else _brief(value)
+    if isinstance(value, list):
+        return [_shallow(v, depth + 1) for v in value] if depth < 4 else _brief(value)
+    return value
 
 
 def _trainer_defaults(facts):
@@ -607,7 +624,7 @@ def inspect_cached(path):
     """inspect_checkpoint, re-run only when the checkpoint, its sidecar or its A1111 yaml / scheduler
     config changed (size, mtime, inode): what every host's Auto calls each generation."""
     path = os.path.normpath(os.fspath(path))
-    unet_file, scheduler_config = _diffusers_files(path) if os.path.isdir(path) else (path, None)
+    unet_file, scheduler_config = _diffusers_files(path)
     key = (path, _stat_key(unet_file), _stat_key(sidecar_path(path)), _stat_key(os.path.splitext(path)[0] + ".yaml"),
            _stat_key(scheduler_config) if scheduler_config else None)
     hit = _CACHE.get(path)
@@ -765,7 +782,8 @@ def format_report(report):
     for key, value in sorted(facts.modelspec.items()) + sorted(facts.trainer_metadata.items()):
         lines.append(f"  {printable(key, 80)} = {printable(value, 100)}")
     if facts.scheduler:
-        lines.append("scheduler       " + printable(", ".join(f"{k}={v}" for k, v in facts.scheduler.items()), 200))
+        lines.append("scheduler       " + printable(", ".join(f"{k}={v}" for k, v in _shallow(facts.scheduler).items()),
+                                                  200))
     if facts.sidecar is not None:
         lines.append(f"sidecar         {printable(facts.sidecar_path)}")
     lines.append(f"rectified flow  {'YES' if verdict.is_rf else 'no'}: {printable(verdict.reason, 400)}")

@@ -576,3 +576,15 @@ def test_inspect_runs_with_the_standard_library_alone(tmp_path):
     assert run_cli("inspect", "--json", path, env=env).returncode == 0
     assert run_cli("mark", path, env=env).returncode == 0
     assert json.load(open(sidecar_path(path)))["timestep_mapping"] == "floor_1000"
+
+
+def test_a_deep_sidecar_or_scheduler_config_prints_in_text_and_json(tmp_path, capsys):
+    deep = "[" * 900 + "]" * 900             # parses, but repr() or json.dumps of it would recurse too deep
+    root = diffusers_folder(tmp_path / "deep", {})
+    (root / "scheduler" / "scheduler_config.json").write_text(
+        '{"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": %s, "prediction_type": %s}' % (deep, deep))
+    write_json(sidecar_path(root), '{"prediction_type": "rectified_flow", "shift": %s, "x": %s}' % (deep, deep))
+    for args in (["inspect", str(root)], ["inspect", "--json", str(root)]):
+        assert main(args) == 0
+        assert "shift must be a number, got a JSON array" in capsys.readouterr().out
+    assert main(["mark", str(root)]) == 1 and "--force" in capsys.readouterr().err
