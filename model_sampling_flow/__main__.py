@@ -59,7 +59,9 @@ def _run_inspect(args):
 
 
 def _configure_mark(parser):
-    parser.add_argument("file", help="the checkpoint (or diffusers folder) to mark; it is not modified")
+    parser.add_argument("file", help="the checkpoint or UNet file (or diffusers folder) to mark; a LoRA or "
+                                     "VAE is refused. The file itself is not modified; the sidecar is "
+                                     "written atomically and a symbolic link there is never followed")
     parser.add_argument("--shift", type=float, default=None,
                         help="the shift to sample with (default: what inspect recommends)")
     parser.add_argument("--mapping", default=None, choices=sorted(TIMESTEP_MAPPINGS),

@@ -18,7 +18,7 @@ from model_sampling_flow.checkpoint import detect_rectified_flow, inspect_checkp
 from model_sampling_flow.safetensors_header import (DTYPE_BITS, MAX_JSON_DEPTH, HeaderError,  # noqa: E402
                                                     read_header)
 
-SEED_CASES = 600
+SEED_CASES = 1000
 
 
 def safe_open_accepts(path):
@@ -169,29 +169,32 @@ def random_header(rng):
     perturbations = rng.randrange(0, 3)
     for _ in range(perturbations):
         infos = [entry[1] for entry in entries if isinstance(entry[1], dict)]
-        choice = rng.randrange(10) if infos else rng.choice([3, 4, 8])
-        if choice == 0 and entries:
+        choice = rng.randrange(11) if infos else rng.choice([3, 4, 8])
+        if choice == 0:
             rng.choice(infos)["dtype"] = rng.choice(DTYPES)
-        elif choice == 1 and entries:
+        elif choice == 1:
             rng.choice(infos)["shape"] = random_json_value(rng)
-        elif choice == 2 and entries:
+        elif choice == 2:
             rng.choice(infos)["data_offsets"] = rng.choice(
                 [[0, 1], [1, 0], [True, 2], [0], [0, 1, 2], [2 ** 64, 2 ** 64], random_json_value(rng)])
         elif choice == 3:
             metadata = random_json_value(rng)
         elif choice == 4:
             metadata = {"k": random_json_value(rng)}
-        elif choice == 5 and entries:
+        elif choice == 5:
             rng.choice(infos)["extra"] = random_json_value(rng)
-        elif choice == 6 and entries:
+        elif choice == 6:
             name, info = rng.choice(entries)
             entries.append([name, json.loads(json.dumps(info))])   # a repeated name
-        elif choice == 7 and entries:
+        elif choice == 7:
             rng.choice(entries)[1] = random_json_value(rng)
         elif choice == 8:
             offset += rng.choice([-1, 1])
-        elif choice == 9 and entries:
-            del rng.choice(infos)[rng.choice(["dtype", "shape", "data_offsets"])]
+        elif choice == 9:
+            rng.choice(infos).pop(rng.choice(["dtype", "shape", "data_offsets"]), None)
+        elif choice == 10:                                    # nesting around serde_json's limit
+            depth = rng.randrange(MAX_JSON_DEPTH - 4, MAX_JSON_DEPTH + 3)
+            rng.choice(infos)["extra"] = json.loads("[" * depth + "]" * depth)
     parts = [json.dumps("__metadata__") + ":" + json.dumps(metadata)] if rng.random() < 0.8 else []
     parts += [json.dumps(name) + ":" + json.dumps(info) for name, info in entries]
     rng.shuffle(parts)
