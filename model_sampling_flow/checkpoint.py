@@ -30,6 +30,7 @@ import json
 import os
 import re
 import stat
+import threading
 from dataclasses import dataclass, field, fields, replace
 
 from .safetensors_header import MAX_HEADER_BYTES, PICKLE_SUFFIXES, HeaderError, read_header  # noqa: F401
@@ -618,6 +619,7 @@ def _stat_key(path):
 
 _CACHE = {}
 _CACHE_SIZE = 32
+_CACHE_LOCK = threading.Lock()
 
 
 def inspect_cached(path):
@@ -627,13 +629,15 @@ def inspect_cached(path):
     unet_file, scheduler_config = _diffusers_files(path)
     key = (path, _stat_key(unet_file), _stat_key(sidecar_path(path)), _stat_key(os.path.splitext(path)[0] + ".yaml"),
            _stat_key(scheduler_config) if scheduler_config else None)
-    hit = _CACHE.get(path)
+    with _CACHE_LOCK:
+        hit = _CACHE.get(path)
     if hit is not None and hit[0] == key:
         return hit[1]
     report = inspect_checkpoint(path)
-    if len(_CACHE) >= _CACHE_SIZE:
-        _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[path] = (key, report)
+    with _CACHE_LOCK:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[path] = (key, report)
     return report
 
 
@@ -642,9 +646,11 @@ def detect_rectified_flow(path):
 
     Never raises for a file or its sidecars: an unreadable file gives (False, the reason).
     """
+    if path is None or path == "":
+        return False, "no checkpoint file"
     try:
         report = inspect_cached(path)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, TypeError) as error:
         return False, f"not inspected: {error}"
     return report.verdict.is_rf, report.verdict.reason
 
