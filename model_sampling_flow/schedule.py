@@ -6,8 +6,7 @@ Vocabulary used everywhere in this package:
   timestep  the number the network receives, given by a trainer's timestep mapping
 """
 import math
-
-import torch
+import sys
 
 NUM_TIMESTEPS = 1000
 DEFAULT_SHIFT = 3.0
@@ -38,6 +37,13 @@ def check_shift(shift):
     return float(check_number("shift", shift, minimum=0.0, strict_minimum=True))
 
 
+def _is_tensor(value):
+    # torch is not imported here: the checkpoint inspector uses this module's validators on the
+    # standard library alone, and a tensor can only exist once torch has been imported
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
 def check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
@@ -46,7 +52,7 @@ def check_choice(name, value, choices):
 
 def check_sigma(sigma, name="sigma"):
     """Raise ValueError unless every element of `sigma` (number or tensor) lies in [0, 1]."""
-    if isinstance(sigma, torch.Tensor):
+    if _is_tensor(sigma):
         bad = ~((sigma >= 0) & (sigma <= 1))  # NaN fails both comparisons
         if bool(bad.any()):
             raise ValueError(f"{name} must lie in [0, 1], got {sigma[bad].flatten()[0].item()!r}")
@@ -100,13 +106,13 @@ def _continuous(sigma):
 
 def _floor_999(sigma):
     # bluvoll/sd-scripts library/train_util.py: timesteps = clamp(long(sigma * 999), 0, 999)
-    return torch.clamp(torch.floor(sigma * 999), 0, 999) if isinstance(sigma, torch.Tensor) \
+    return sigma.mul(999).floor().clamp(0, 999) if _is_tensor(sigma) \
         else float(min(max(math.floor(sigma * 999), 0), 999))
 
 
 def _floor_1000(sigma):
     # bluvoll/sd-scripts-f2vae: timesteps = min(floor(sigma * 1000), 999)
-    return torch.clamp(torch.floor(sigma * NUM_TIMESTEPS), 0, 999) if isinstance(sigma, torch.Tensor) \
+    return sigma.mul(NUM_TIMESTEPS).floor().clamp(0, 999) if _is_tensor(sigma) \
         else float(min(max(math.floor(sigma * NUM_TIMESTEPS), 0), 999))
 
 
@@ -121,6 +127,8 @@ TIMESTEP_MAPPING_DESCRIPTIONS = {
     "floor_1000": "min(floor(1000*sigma), 999) (bluvoll/sd-scripts-f2vae)",
 }
 DEFAULT_TIMESTEP_MAPPING = "continuous"
+# static: the shift as given; resolution: bluvoll's sqrt(pixels / base pixels) (resolution_shift)
+SHIFT_MODES = ("static", "resolution")
 
 
 def sigma_to_timestep(sigma, timestep_mapping=DEFAULT_TIMESTEP_MAPPING):

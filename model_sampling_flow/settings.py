@@ -6,10 +6,8 @@ from dataclasses import dataclass, fields, replace
 
 from .model_sampling import VIEWS, make_model_sampling
 from .schedule import (DEFAULT_SHIFT, DEFAULT_TIMESTEP_MAPPING, SDXL_BASE_PIXELS, SDXL_VAE_FACTOR,
-                       TIMESTEP_MAPPINGS, check_choice, check_number, check_shift,
+                       SHIFT_MODES, TIMESTEP_MAPPINGS, check_choice, check_number, check_shift,
                        latent_resolution_shift)
-
-SHIFT_MODES = ("static", "resolution")
 
 INFOTEXT_KEYS = {
     "enabled": "Flow sampling",

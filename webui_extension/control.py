@@ -3,7 +3,6 @@
 `decide(...)` turns the accordion's values (plus XYZ overrides on the processing object) and the
 loaded checkpoint into a `Decision`; the script then applies or removes the backend's patch.
 """
-import os
 from typing import NamedTuple, Optional
 
 from model_sampling_flow.schedule import DEFAULT_SHIFT, DEFAULT_TIMESTEP_MAPPING, TIMESTEP_MAPPINGS
@@ -14,35 +13,30 @@ VIEW_CHOICES = ("ve", "flow")
 # processing-object attribute the XYZ plot axes write; the script reads it before its own arguments
 OVERRIDES_ATTR = "flow_sampling_overrides"
 
-try:  # header-only detector from the core (written alongside this adapter)
-    from model_sampling_flow.checkpoint import detect_rectified_flow as _detect
-except ImportError:  # pragma: no cover - only when the core predates checkpoint.py
-    _detect = None
+from model_sampling_flow.checkpoint import inspect_cached as _inspect_cached
 
-try:
-    from model_sampling_flow.checkpoint import inspect_checkpoint as _inspect
-except ImportError:  # pragma: no cover
-    _inspect = None
+
+def _auto_verdict(path):
+    """(is_rf, reason, the values its RF marker states) for `path`; the header is read again only when
+    the file or its sidecar changes (checkpoint.inspect_cached)."""
+    if not path:
+        return False, "the loaded model has no checkpoint file", {}
+    try:
+        verdict = _inspect_cached(path).verdict
+    except (OSError, ValueError) as error:
+        return False, f"not inspected: {error}", {}
+    return verdict.is_rf, verdict.reason, (dict(verdict.marker) if verdict.is_rf else {})
 
 
 def detect_rectified_flow(path):
-    """(is_rf, reason) for the checkpoint file at `path`, from its header and sidecars only."""
-    if _detect is None:
-        return False, "this copy of the core has no checkpoint detector (model_sampling_flow.checkpoint); " \
-                      "Auto cannot tell, choose On"
-    if not path:
-        return False, "the loaded model has no checkpoint file"
-    return _detect(path)
+    """(is_rf, reason) for the checkpoint file at `path`, from its header and sidecars only; never raises."""
+    is_rf, reason, _ = _auto_verdict(path)
+    return is_rf, reason
 
 
 def marker_settings(path):
     """{field: value} the checkpoint's RF marker states (shift, timestep_mapping, shift_mode), or {}."""
-    if _inspect is None or not path or not os.path.isfile(path):
-        return {}
-    try:
-        return dict(_inspect(path).get("marker") or {})
-    except (OSError, ValueError):
-        return {}
+    return _auto_verdict(path)[2]
 
 
 class Decision(NamedTuple):
@@ -74,10 +68,9 @@ def decide(mode, shift, timestep_mapping, resolution_shift, view, checkpoint_pat
         return Decision(None, "Flow sampling off")
     if mode == "On":
         return Decision(settings, "Flow sampling on (chosen)")
-    is_rf, why = detect_rectified_flow(checkpoint_path)
+    is_rf, why, marker = _auto_verdict(checkpoint_path)
     if not is_rf:
         return Decision(None, f"Flow sampling (Auto) off: {why}")
-    marker = marker_settings(checkpoint_path)
     if marker:
         settings = settings.with_changes(**marker)
     return Decision(settings, f"Flow sampling (Auto) on: {why}")
