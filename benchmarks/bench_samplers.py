@@ -16,6 +16,7 @@ the same noise. Stochastic samplers aim at the distribution, not the endpoint, a
 """
 import argparse
 import asyncio
+import atexit
 import contextlib
 import importlib.abc
 import importlib.machinery
@@ -49,11 +50,15 @@ SHAPE = (1, 4, 32, 32)
 TARGET_RATIO = 0.5
 
 # Peers' samplers that are deterministic (an ODE solver); the rest draw noise
-COMFY_ODE = ("euler", "euler_cfg_pp", "heun", "heunpp2", "dpm_2", "lms", "dpm_fast", "dpmpp_2m", "dpmpp_2m_cfg_pp",
-             "ipndm", "ipndm_v", "deis", "res_multistep", "res_multistep_cfg_pp", "gradient_estimation",
-             "gradient_estimation_cfg_pp", "ddim", "uni_pc", "uni_pc_bh2")
+# (the *_cfg_pp variants equal their base sampler at CFG 1, figure for figure, and are not repeated;
+# dpm_adaptive picks its own step count, so no NFE budget applies)
+COMFY_ODE = ("euler", "heun", "heunpp2", "dpm_2", "lms", "dpm_fast", "dpmpp_2m", "ipndm", "ipndm_v", "deis",
+             "res_multistep", "gradient_estimation", "ddim", "uni_pc", "uni_pc_bh2")
 RES4LYF_ODE = ("res_2m_ode", "res_3m_ode", "res_2s_ode", "res_3s_ode", "res_5s_ode", "res_6s_ode",
                "deis_2m_ode", "deis_3m_ode")
+# RES4LYF runs ~30 ms of its own per model call, so its samplers get the schedulers that win for the
+# others here plus its own two, not all eleven
+RES4LYF_SCHEDULERS = ("simple", "karras", "exponential", "beta", "kl_optimal", "bong_tangent", "beta57")
 
 
 def fit_budget(run, nfe, memo):
@@ -78,10 +83,22 @@ def fit_budget(run, nfe, memo):
         steps -= 1
     if steps < 1:
         return None
-    while get(steps + 1)[1] <= nfe:  # more steps may still fit (calls per step < 1 never happens for these)
+    while True:  # more steps may still fit, unless the calls seen so far say one more step cannot
+        lower = [c for s, (_, c) in memo.items() if s <= steps]
+        higher = [c for s, (_, c) in memo.items() if s > steps]
+        if (higher and min(higher) > nfe) or (len(lower) >= 2 and _slope(memo, steps) + get(steps)[1] > nfe):
+            break
+        if get(steps + 1)[1] > nfe:
+            break
         steps += 1
     rmse, calls = get(steps)
     return rmse, steps, calls
+
+
+def _slope(memo, steps):
+    """Fewest extra calls one more step has cost in the runs so far (calls are affine in steps)."""
+    points = sorted(memo.items())
+    return min((c2 - c1) / (s2 - s1) for (s1, (_, c1)), (s2, (_, c2)) in zip(points, points[1:]))
 
 
 class Counted:
@@ -130,8 +147,14 @@ def load_comfyui(comfy_dir, res4lyf_dir=None):
     sys.path.insert(0, os.path.join(ROOT, "tests"))
     if res4lyf_dir:
         workdir = tempfile.mkdtemp(prefix="bench-comfyui-")
+        atexit.register(shutil.rmtree, workdir, ignore_errors=True)
         copy = os.path.join(workdir, "ComfyUI")
-        shutil.copytree(comfy_dir, copy, ignore=shutil.ignore_patterns("__pycache__", "models", "output", "input"))
+        top = os.path.abspath(comfy_dir)
+
+        def skip(directory, names):  # caches, and the top-level model / output / input / user folders
+            return [n for n in names if n == "__pycache__"
+                    or (os.path.abspath(directory) == top and n in ("models", "output", "input", "user"))]
+        shutil.copytree(comfy_dir, copy, ignore=skip)
         for directory, _, _ in os.walk(copy):
             os.chmod(directory, 0o755)
         shutil.copytree(res4lyf_dir, os.path.join(copy, "custom_nodes", "RES4LYF"),
@@ -176,20 +199,28 @@ def peer_pairs(support, field, noise, exact, shift, budgets, samplers_):
     patcher = ModelSamplingSD3().patch(base, shift)[0]
     unet = base.model.diffusion_model
     scale = patcher.get_model_object("latent_format").scale_factor
-    out = {}
+    out, failures = {}, {}
     for name in samplers_:
         for scheduler in comfy.samplers.SCHEDULER_NAMES:
+            if name in RES4LYF_ODE and scheduler not in RES4LYF_SCHEDULERS:
+                continue
             def run(steps, name=name, scheduler=scheduler):
                 before = len(unet.timesteps_seen)
-                with contextlib.redirect_stdout(io.StringIO()):  # RES4LYF prints per run
-                    result = support.sample(patcher, name, scheduler, steps=steps, seed=1, shape=SHAPE,
-                                            noise=noise.float().clone())
+                try:
+                    with contextlib.redirect_stdout(io.StringIO()):  # RES4LYF prints per run
+                        result = support.sample(patcher, name, scheduler, steps=steps, seed=1, shape=SHAPE,
+                                                noise=noise.float().clone())
+                except Exception as error:  # e.g. RES4LYF's bong_tangent divides by zero below 4 steps
+                    failures.setdefault((name, scheduler, type(error).__name__), []).append(steps)
+                    return math.inf, steps
                 # comfy.sample returns process_latent_out(x) (SDXL: x / 0.13025); the field lives inside
                 result = result.double() * scale
                 return float(((result - exact) ** 2).mean().sqrt()), len(unet.timesteps_seen) - before
             memo = {}
             out[(name, scheduler)] = [fit_budget(run, n, memo) for n in budgets]
-    return out
+    notes = [f"{name}+{scheduler} raised {error} at {sorted(set(steps))} steps (left out there)"
+             for (name, scheduler, error), steps in failures.items()]
+    return out, notes
 
 
 def best_per_budget(pairs, count):
@@ -206,6 +237,8 @@ def main(argv=None):
     parser.add_argument("--nfe", type=int, nargs="+", default=[4, 8, 12, 16, 24, 32])
     parser.add_argument("--comfyui", default=os.environ.get("COMFYUI_DIR"), help="ComfyUI checkout (peers)")
     parser.add_argument("--res4lyf", default=os.environ.get("RES4LYF_DIR"), help="RES4LYF checkout (more peers)")
+    parser.add_argument("--fields", nargs="+", default=list(FIELDS), choices=list(FIELDS))
+    parser.add_argument("--shifts", type=float, nargs="+", default=list(SHIFTS))
     parser.add_argument("--text", default=None, help="also write the report to this file")
     parser.add_argument("--plot", default=None, help="plot path (needs matplotlib)")
     args = parser.parse_args(argv)
@@ -224,8 +257,12 @@ def main(argv=None):
         import comfy.samplers
         peer_samplers = tuple(n for n in COMFY_ODE + (RES4LYF_ODE if args.res4lyf else ())
                               if n in comfy.samplers.KSampler.SAMPLERS)
-        say(f"peers: {len(peer_samplers)} deterministic samplers ({'ComfyUI + RES4LYF' if args.res4lyf else 'ComfyUI'})"
-            f" x {len(comfy.samplers.SCHEDULER_NAMES)} schedulers: {', '.join(comfy.samplers.SCHEDULER_NAMES)}")
+        comfy_count = sum(n in COMFY_ODE for n in peer_samplers)
+        say(f"peers: {comfy_count} ComfyUI deterministic samplers ({', '.join(COMFY_ODE)})")
+        say(f"  x {len(comfy.samplers.SCHEDULER_NAMES)} schedulers ({', '.join(comfy.samplers.SCHEDULER_NAMES)})")
+        if args.res4lyf:
+            say(f"  + {len(peer_samplers) - comfy_count} RES4LYF deterministic samplers ({', '.join(RES4LYF_ODE)})")
+            say(f"    x {len(RES4LYF_SCHEDULERS)} schedulers ({', '.join(RES4LYF_SCHEDULERS)})")
     else:
         say("no ComfyUI given (--comfyui / COMFYUI_DIR): our samplers only")
     ours_count = sum(not e.stochastic for e in registry.SAMPLERS)
@@ -234,11 +271,13 @@ def main(argv=None):
     say(f"latents {'x'.join(map(str, SHAPE))}, RMSE to the exact ODE endpoint; best pair per NFE (steps in brackets)")
     noise = torch.randn(SHAPE, generator=torch.Generator().manual_seed(0)).double()
     summary, curves = [], {}
-    for field_name, (field, description) in FIELDS.items():
+    for field_name in args.fields:
+        field, description = FIELDS[field_name]
         exact = field.endpoint(noise)
-        for shift in SHIFTS:
+        for shift in args.shifts:
             ours = our_pairs(field, noise, exact, shift, budgets)
-            peers = peer_pairs(support, field, noise, exact, shift, budgets, peer_samplers) if support else {}
+            peers, notes = peer_pairs(support, field, noise, exact, shift, budgets, peer_samplers) if support \
+                else ({}, [])
             best_ours, best_peer = best_per_budget(ours, len(budgets)), best_per_budget(peers, len(budgets))
             default = ours[("flow_pc", "flow_pc")]
             old = ours[("flow_multistep", "simple")]
@@ -257,25 +296,29 @@ def main(argv=None):
                 peer_cell = f"{peer[0]:.2e} {peer[1][0]}+{peer[1][1]} ({peer[2]})"
                 say(f"{nfe:>4} | {pc:>17} | {cell:>40} | {peer_cell:>44} | {ratio:5.2f}")
                 summary.append((field_name, shift, nfe, ratio, mine[0] / peer[0]))
+            for note in notes:
+                say(f"  note: {note}")
             curves[(field_name, shift)] = (budgets, default, old, best_peer)
     if summary:
         say()
         say(f"ratio = Flow PC with the flow_pc schedule / best peer pair (target <= {TARGET_RATIO}); "
-            f"worst case per NFE over {len(FIELDS)} fields x {len(SHIFTS)} shifts:")
+            f"worst case per NFE over {len(args.fields)} fields x {len(args.shifts)} shifts:")
         for nfe in budgets:
             rows = [r for r in summary if r[2] == nfe]
             worst = max(rows, key=lambda r: r[3])
             held = sum(r[3] <= TARGET_RATIO for r in rows)
             say(f"  NFE {nfe:>2}: worst {worst[3]:.2f} ({worst[0]}, shift {worst[1]:g}); "
                 f"<= {TARGET_RATIO} in {held} of {len(rows)}")
+        say("ratio of the best pair of ours (any of our samplers and schedulers) / best peer pair, worst case:")
+        say("  " + "; ".join(f"NFE {nfe}: {max(r[4] for r in summary if r[2] == nfe):.2f}" for nfe in budgets))
     if args.text:
         with open(args.text, "w") as handle:
             handle.write("\n".join(lines) + "\n")
-    if args.plot:
-        plot(curves, args.plot)
+    if args.plot and (args.fields[0], 3.0) in curves:
+        plot(curves, args.plot, args.fields)
 
 
-def plot(curves, path):
+def plot(curves, path, fields):
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -283,8 +326,9 @@ def plot(curves, path):
     except ImportError:
         print("matplotlib is not installed: no plot")
         return
-    fig, axes = plt.subplots(1, len(FIELDS), figsize=(4 * len(FIELDS), 4), sharey=True)
-    for ax, field_name in zip(axes, FIELDS):
+    fig, axes = plt.subplots(1, len(fields), figsize=(4 * len(fields), 4), sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, field_name in zip(axes, fields):
         budgets, default, old, best_peer = curves[(field_name, 3.0)]
         for fits, label, style in ((default, "Flow PC + flow_pc", "-"), (old, "Flow Multistep + simple", "--")):
             points = [(n, f[0]) for n, f in zip(budgets, fits) if f is not None]
@@ -298,7 +342,7 @@ def plot(curves, path):
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    print(f"plot: {os.path.relpath(path, ROOT)}")
+    print(f"plot: {os.path.basename(path)}")
 
 
 if __name__ == "__main__":
