@@ -231,6 +231,109 @@ def best_per_budget(pairs, count):
                 best[k] = (fit[0], pair, fit[1], fit[2])
     return best
 
+# ------------------------------------------------------------------ stochastic samplers (item: distribution)
+
+COMFY_SDE = ("euler_ancestral", "dpm_2_ancestral", "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_2m_sde",
+             "dpmpp_2m_sde_heun", "dpmpp_3m_sde", "ddpm", "lcm", "res_multistep_ancestral", "er_sde", "seeds_2",
+             "seeds_3", "sa_solver", "sa_solver_pece")
+STOCHASTIC_SHAPE = (1, 4, 64, 64)  # 16384 draws: standard error ~0.002 on a mean, ~0.004 on a mode weight
+
+
+def distribution_errors(field, out):
+    """(|mean - target|, |std - target|, |weight below the component boundary - target| or 0)."""
+    errors = [abs(float(out.mean()) - field.mean), abs(float(out.std()) - field.std)]
+    if len(field.means) == 2:
+        boundary = field.component_boundary()
+        target = sum(w * 0.5 * (1 + math.erf((boundary - m) / (s * math.sqrt(2))))
+                     for w, m, s in zip(field.weights, field.means, field.stds))
+        errors.append(abs(float((out < boundary).double().mean()) - target))
+    else:
+        errors.append(0.0)
+    return tuple(errors)
+
+
+def our_stochastic(field, shift, budgets):
+    ms = FlowModelSampling(shift=shift)
+    noise = torch.randn(STOCHASTIC_SHAPE, generator=torch.Generator().manual_seed(0)).double()
+    out = {}
+    for entry in registry.SAMPLERS:
+        if not entry.stochastic:
+            continue
+        for scheduler in schedulers.SCHEDULERS:
+            fits = []
+            for nfe in budgets:
+                generator = torch.Generator().manual_seed(1)
+                sampled = entry.function(
+                    field, noise.clone(), schedulers.get_sigmas(ms, scheduler, nfe).double(), disable=True,
+                    noise_sampler=lambda s, sn: torch.randn(STOCHASTIC_SHAPE, generator=generator).double())
+                fits.append(distribution_errors(field, sampled))
+            out[(entry.name, scheduler)] = fits
+    return out
+
+
+def peer_stochastic(support, field, shift, budgets, samplers_):
+    import comfy.samplers
+    from comfy_extras.nodes_model_advanced import ModelSamplingSD3
+    base = support.analytic_sdxl(field)
+    patcher = ModelSamplingSD3().patch(base, shift)[0]
+    unet = base.model.diffusion_model
+    scale = patcher.get_model_object("latent_format").scale_factor
+    noise = torch.randn(STOCHASTIC_SHAPE, generator=torch.Generator().manual_seed(0))
+    out = {}
+    for name in samplers_:
+        for scheduler in comfy.samplers.SCHEDULER_NAMES:
+            fits = []
+            for nfe in budgets:
+                # the most steps whose calls fit: the calls of one step count tell the calls per step
+                steps, fit = nfe, None
+                while steps >= 1:
+                    before = len(unet.timesteps_seen)
+                    try:
+                        with contextlib.redirect_stdout(io.StringIO()):
+                            sampled = support.sample(patcher, name, scheduler, steps=steps, seed=1,
+                                                     shape=STOCHASTIC_SHAPE, noise=noise.clone())
+                    except Exception:
+                        break
+                    calls = len(unet.timesteps_seen) - before
+                    if calls <= nfe:
+                        fit = distribution_errors(field, sampled.double() * scale)
+                        break
+                    steps = min(steps - 1, max(1, int(nfe * steps / calls)))
+                fits.append(fit)
+            out[(name, scheduler)] = fits
+    return out
+
+
+def stochastic_report(support, say, budgets, shifts, fields):
+    peer_samplers = ()
+    if support:
+        import comfy.samplers
+        peer_samplers = tuple(n for n in COMFY_SDE if n in comfy.samplers.KSampler.SAMPLERS)
+        say(f"stochastic peers: {len(peer_samplers)} ComfyUI samplers ({', '.join(peer_samplers)}) x "
+            f"{len(comfy.samplers.SCHEDULER_NAMES)} schedulers")
+    say(f"latents {'x'.join(map(str, STOCHASTIC_SHAPE))}; error = max(|mean - target|, |std - target|, "
+        f"|mode weight - target|), the best pair per NFE")
+    for field_name in fields:
+        field, description = FIELDS[field_name]
+        for shift in shifts:
+            ours = our_stochastic(field, shift, budgets)
+            peers = peer_stochastic(support, field, shift, budgets, peer_samplers) if support else {}
+            say()
+            say(f"{field_name} = {description}, shift {shift:g}")
+            say(f"{'NFE':>4} | {'best of ours: mean, std, weight errors':>62} | {'best peer':>62} | ratio")
+            for k, nfe in enumerate(budgets):
+                cells = []
+                for pairs in (ours, peers):
+                    scored = [(max(f[k]), pair, f[k]) for pair, f in pairs.items() if f[k] is not None]
+                    cells.append(min(scored) if scored else None)
+                text = []
+                for cell in cells:
+                    text.append("-" if cell is None else
+                                f"{cell[0]:.4f} {cell[1][0]}+{cell[1][1]} ({cell[2][0]:.4f}, {cell[2][1]:.4f}, "
+                                f"{cell[2][2]:.4f})")
+                ratio = f"{cells[0][0] / cells[1][0]:5.2f}" if cells[1] else ""
+                say(f"{nfe:>4} | {text[0]:>62} | {text[1]:>62} | {ratio}")
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -239,6 +342,8 @@ def main(argv=None):
     parser.add_argument("--res4lyf", default=os.environ.get("RES4LYF_DIR"), help="RES4LYF checkout (more peers)")
     parser.add_argument("--fields", nargs="+", default=list(FIELDS), choices=list(FIELDS))
     parser.add_argument("--shifts", type=float, nargs="+", default=list(SHIFTS))
+    parser.add_argument("--stochastic", action="store_true",
+                        help="compare the stochastic samplers' sample distributions instead (NFE 8, 12, 16)")
     parser.add_argument("--text", default=None, help="also write the report to this file")
     parser.add_argument("--plot", default=None, help="plot path (needs matplotlib)")
     args = parser.parse_args(argv)
@@ -265,6 +370,12 @@ def main(argv=None):
             say(f"    x {len(RES4LYF_SCHEDULERS)} schedulers ({', '.join(RES4LYF_SCHEDULERS)})")
     else:
         say("no ComfyUI given (--comfyui / COMFYUI_DIR): our samplers only")
+    if args.stochastic:
+        stochastic_report(support, say, [n for n in budgets if 8 <= n <= 16], args.shifts, args.fields)
+        if args.text:
+            with open(args.text, "w") as handle:
+                handle.write("\n".join(lines) + "\n")
+        return
     ours_count = sum(not e.stochastic for e in registry.SAMPLERS)
     say(f"ours: {ours_count} deterministic samplers x {len(schedulers.SCHEDULERS)} schedulers: "
         f"{', '.join(schedulers.SCHEDULERS)}")

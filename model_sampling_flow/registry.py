@@ -24,7 +24,8 @@ class SchedulerEntry(NamedTuple):
 
 
 SAMPLERS = (
-    SamplerEntry("flow_pc", "Flow PC", samplers.sample_flow_pc, False, ("order",)),
+    # order is left to the sampler (it picks it from the step count), so hosts show no widget for it
+    SamplerEntry("flow_pc", "Flow PC", samplers.sample_flow_pc, False, ()),
     SamplerEntry("flow_euler", "Flow Euler", samplers.sample_flow_euler, False, ()),
     SamplerEntry("flow_heun", "Flow Heun", samplers.sample_flow_heun, False, ()),
     SamplerEntry("flow_euler_ancestral", "Flow Euler a", samplers.sample_flow_euler_ancestral, True,
