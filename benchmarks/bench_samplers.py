@@ -21,6 +21,7 @@ import contextlib
 import importlib.abc
 import importlib.machinery
 import io
+import json
 import logging
 import math
 import os
@@ -56,9 +57,10 @@ COMFY_ODE = ("euler", "heun", "heunpp2", "dpm_2", "lms", "dpm_fast", "dpmpp_2m",
              "res_multistep", "gradient_estimation", "ddim", "uni_pc", "uni_pc_bh2")
 RES4LYF_ODE = ("res_2m_ode", "res_3m_ode", "res_2s_ode", "res_3s_ode", "res_5s_ode", "res_6s_ode",
                "deis_2m_ode", "deis_3m_ode")
-# RES4LYF runs ~30 ms of its own per model call, so its samplers get the schedulers that win for the
-# others here plus its own two, not all eleven
-RES4LYF_SCHEDULERS = ("simple", "karras", "exponential", "beta", "kl_optimal", "bong_tangent", "beta57")
+# RES4LYF spends ~0.1 s of its own per model call here, so its samplers get its own two schedulers and the
+# three that served them best in a first run (ComfyUI's best pairs were 6-17x better at 8-32 NFE there)
+RES4LYF_SCHEDULERS = ("karras", "exponential", "kl_optimal", "bong_tangent", "beta57")
+RES4LYF_OWN_SCHEDULERS = ("bong_tangent", "beta57")
 
 
 def fit_budget(run, nfe, memo):
@@ -191,8 +193,8 @@ def load_comfyui(comfy_dir, res4lyf_dir=None):
     return comfy_support
 
 
-def peer_pairs(support, field, noise, exact, shift, budgets, samplers_):
-    """{(sampler, scheduler): [fit per budget]} through comfy.sample, every scheduler ComfyUI lists."""
+def peer_pairs(support, field, noise, exact, shift, budgets, samplers_, schedulers_of):
+    """{(sampler, scheduler): [fit per budget]} through comfy.sample; schedulers_of[sampler] lists its schedulers."""
     import comfy.samplers
     from comfy_extras.nodes_model_advanced import ModelSamplingSD3
     base = support.analytic_sdxl(field)
@@ -201,9 +203,7 @@ def peer_pairs(support, field, noise, exact, shift, budgets, samplers_):
     scale = patcher.get_model_object("latent_format").scale_factor
     out, failures = {}, {}
     for name in samplers_:
-        for scheduler in comfy.samplers.SCHEDULER_NAMES:
-            if name in RES4LYF_ODE and scheduler not in RES4LYF_SCHEDULERS:
-                continue
+        for scheduler in schedulers_of[name]:
             def run(steps, name=name, scheduler=scheduler):
                 before = len(unet.timesteps_seen)
                 try:
@@ -335,98 +335,157 @@ def stochastic_report(support, say, budgets, shifts, fields):
                 say(f"{nfe:>4} | {text[0]:>62} | {text[1]:>62} | {ratio}")
 
 
+def measure(args, say):
+    """Run ours (unless --peers-only) and the peers; returns the JSON-able record of every pair."""
+    budgets = args.nfe
+    record = {"budgets": budgets, "peer_sets": [], "runs": [], "notes": []}
+    support, peer_samplers, peer_schedulers = None, (), None
+    if args.comfyui:
+        support = load_comfyui(args.comfyui, args.res4lyf)
+        import comfy.samplers
+        names = list(comfy.samplers.SCHEDULER_NAMES)
+        if args.res4lyf_only:
+            # RES4LYF's samplers with its schedulers and the ones that suit them, and ComfyUI's built-in
+            # samplers with RES4LYF's two schedulers (the other pairs are the ComfyUI-only run's)
+            peer_samplers = tuple(n for n in COMFY_ODE + RES4LYF_ODE if n in comfy.samplers.KSampler.SAMPLERS)
+            peer_schedulers = {n: (RES4LYF_SCHEDULERS if n in RES4LYF_ODE else RES4LYF_OWN_SCHEDULERS)
+                               for n in peer_samplers}
+            record["peer_sets"].append(
+                f"RES4LYF: {len(RES4LYF_ODE)} deterministic samplers ({', '.join(RES4LYF_ODE)}) x "
+                f"{', '.join(RES4LYF_SCHEDULERS)}; ComfyUI's samplers x {', '.join(RES4LYF_OWN_SCHEDULERS)}; "
+                f"shift {', '.join(f'{x:g}' for x in args.shifts)}")
+        else:
+            peer_samplers = tuple(n for n in COMFY_ODE if n in comfy.samplers.KSampler.SAMPLERS)
+            peer_schedulers = {n: tuple(x for x in names if x not in RES4LYF_OWN_SCHEDULERS) for n in peer_samplers}
+            record["peer_sets"].append(
+                f"ComfyUI: {len(peer_samplers)} deterministic samplers ({', '.join(peer_samplers)}) x "
+                f"{len(peer_schedulers[peer_samplers[0]])} schedulers ({', '.join(peer_schedulers[peer_samplers[0]])}); "
+                f"shift {', '.join(f'{x:g}' for x in args.shifts)}")
+    noise = torch.randn(SHAPE, generator=torch.Generator().manual_seed(0)).double()
+    for field_name in args.fields:
+        field, _ = FIELDS[field_name]
+        exact = field.endpoint(noise)
+        for shift in args.shifts:
+            say(f"measuring {field_name}, shift {shift:g}")
+            pairs = {} if args.peers_only else {("ours",) + k: v for k, v in
+                                                 our_pairs(field, noise, exact, shift, budgets).items()}
+            if support:
+                peers, notes = peer_pairs(support, field, noise, exact, shift, budgets, peer_samplers,
+                                          peer_schedulers)
+                pairs.update({("res4lyf" if k[0] in RES4LYF_ODE else "comfyui",) + k: v for k, v in peers.items()})
+                record["notes"] += [f"{field_name}, shift {shift:g}: {n}" for n in notes]
+            for (source, sampler, scheduler), fits in pairs.items():
+                record["runs"].append({"field": field_name, "shift": shift, "source": source, "sampler": sampler,
+                                       "scheduler": scheduler, "fits": fits})
+    return record
+
+
+def report(records, say):
+    """The per field and shift tables and the summary, from one or more measure() records."""
+    budgets = records[0]["budgets"]
+    say("Every pair gets the most steps whose model calls fit the NFE budget; RMSE to the exact ODE endpoint,")
+    say(f"latents {'x'.join(map(str, SHAPE))}. Best pair per NFE (sampler+scheduler, steps in brackets).")
+    say(f"ours: {', '.join(e.name for e in registry.SAMPLERS if not e.stochastic)} x "
+        f"{', '.join(schedulers.SCHEDULERS)}")
+    for record in records:
+        for peer_set in record["peer_sets"]:
+            say(f"peers: {peer_set}")
+    runs = [run for record in records for run in record["runs"]]
+    configs = sorted({(r["field"], r["shift"]) for r in runs}, key=lambda c: (list(FIELDS).index(c[0]), c[1]))
+    summary, curves = [], {}
+    for field_name, shift in configs:
+        here = [r for r in runs if r["field"] == field_name and r["shift"] == shift]
+        ours = {(r["sampler"], r["scheduler"]): r["fits"] for r in here if r["source"] == "ours"}
+        peers = {(r["sampler"], r["scheduler"]): r["fits"] for r in here if r["source"] != "ours"}
+        if not ours:
+            continue
+        best_ours, best_peer = best_per_budget(ours, len(budgets)), best_per_budget(peers, len(budgets))
+        default, old = ours[("flow_pc", "flow_pc")], ours[("flow_multistep", "simple")]
+        sources = sorted({r["source"] for r in here if r["source"] != "ours"})
+        say()
+        say(f"{field_name} = {FIELDS[field_name][1]}, shift {shift:g} (peers: {', '.join(sources) or 'none'})")
+        say(f"{'NFE':>4} | {'Flow PC + flow_pc':>17} | {'best of ours':>40} | {'best peer':>44} | ratio")
+        for k, nfe in enumerate(budgets):
+            mine, peer = best_ours[k], best_peer[k]
+            pc = "-" if default[k] is None else f"{default[k][0]:.2e} ({default[k][1]})"
+            cell = f"{mine[0]:.2e} {mine[1][0]}+{mine[1][1]} ({mine[2]})"
+            if peer is None:
+                say(f"{nfe:>4} | {pc:>17} | {cell:>40} | {'-':>44} |")
+                continue
+            ratio = default[k][0] / peer[0] if default[k] else math.inf
+            peer_cell = f"{peer[0]:.2e} {peer[1][0]}+{peer[1][1]} ({peer[2]})"
+            say(f"{nfe:>4} | {pc:>17} | {cell:>40} | {peer_cell:>44} | {ratio:5.2f}")
+            summary.append((field_name, shift, nfe, ratio, mine[0] / peer[0]))
+        curves[(field_name, shift)] = (budgets, default, old, best_peer)
+    if summary:
+        say()
+        say(f"ratio = Flow PC with the flow_pc schedule / best peer pair (target <= {TARGET_RATIO}), per NFE over "
+            f"{len({(r[0], r[1]) for r in summary})} field x shift cases:")
+        for nfe in budgets:
+            rows = [r for r in summary if r[2] == nfe]
+            worst = max(rows, key=lambda r: r[3])
+            held = sum(r[3] <= TARGET_RATIO for r in rows)
+            say(f"  NFE {nfe:>2}: <= {TARGET_RATIO} in {held:>2} of {len(rows)}; median {sorted(r[3] for r in rows)[len(rows) // 2]:.2f}; "
+                f"worst {worst[3]:.2f} ({worst[0]}, shift {worst[1]:g})")
+        say("best pair of ours (any of our samplers and schedulers) / best peer pair, worst case per NFE:")
+        say("  " + "; ".join(f"NFE {nfe}: {max(r[4] for r in summary if r[2] == nfe):.2f}" for nfe in budgets))
+    notes = [note for record in records for note in record["notes"]]
+    if notes:
+        say()
+        say(f"{len(notes)} peer pairs raised at some step counts and are left out there, e.g.: {notes[0]}")
+    return curves
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nfe", type=int, nargs="+", default=[4, 8, 12, 16, 24, 32])
     parser.add_argument("--comfyui", default=os.environ.get("COMFYUI_DIR"), help="ComfyUI checkout (peers)")
     parser.add_argument("--res4lyf", default=os.environ.get("RES4LYF_DIR"), help="RES4LYF checkout (more peers)")
+    parser.add_argument("--res4lyf-only", action="store_true",
+                        help="with --res4lyf: measure only the pairs RES4LYF adds (and not ours)")
     parser.add_argument("--fields", nargs="+", default=list(FIELDS), choices=list(FIELDS))
     parser.add_argument("--shifts", type=float, nargs="+", default=list(SHIFTS))
     parser.add_argument("--stochastic", action="store_true",
                         help="compare the stochastic samplers' sample distributions instead (NFE 8, 12, 16)")
+    parser.add_argument("--json", help="write every pair's figures to this file")
+    parser.add_argument("--combine", nargs="+", metavar="JSON", help="report from files --json wrote, no run")
     parser.add_argument("--text", default=None, help="also write the report to this file")
     parser.add_argument("--plot", default=None, help="plot path (needs matplotlib)")
     args = parser.parse_args(argv)
+    args.peers_only = args.res4lyf_only
     warnings.filterwarnings("ignore", module="torchsde")
     warnings.filterwarnings("ignore", message="To copy construct from a tensor")  # ComfyUI's dpm_fast
-    budgets = args.nfe
     lines = []
 
     def say(text=""):
         print(text, flush=True)
         lines.append(text)
 
-    support, peer_samplers = None, ()
-    if args.comfyui:
-        support = load_comfyui(args.comfyui, args.res4lyf)
-        import comfy.samplers
-        peer_samplers = tuple(n for n in COMFY_ODE + (RES4LYF_ODE if args.res4lyf else ())
-                              if n in comfy.samplers.KSampler.SAMPLERS)
-        comfy_count = sum(n in COMFY_ODE for n in peer_samplers)
-        say(f"peers: {comfy_count} ComfyUI deterministic samplers ({', '.join(COMFY_ODE)})")
-        say(f"  x {len(comfy.samplers.SCHEDULER_NAMES)} schedulers ({', '.join(comfy.samplers.SCHEDULER_NAMES)})")
-        if args.res4lyf:
-            say(f"  + {len(peer_samplers) - comfy_count} RES4LYF deterministic samplers ({', '.join(RES4LYF_ODE)})")
-            say(f"    x {len(RES4LYF_SCHEDULERS)} schedulers ({', '.join(RES4LYF_SCHEDULERS)})")
-    else:
-        say("no ComfyUI given (--comfyui / COMFYUI_DIR): our samplers only")
-    if args.stochastic:
-        stochastic_report(support, say, [n for n in budgets if 8 <= n <= 16], args.shifts, args.fields)
+    def write_text():
         if args.text:
             with open(args.text, "w") as handle:
                 handle.write("\n".join(lines) + "\n")
+
+    if args.stochastic:
+        support = load_comfyui(args.comfyui) if args.comfyui else None
+        stochastic_report(support, say, [n for n in args.nfe if 8 <= n <= 16], args.shifts, args.fields)
+        write_text()
         return
-    ours_count = sum(not e.stochastic for e in registry.SAMPLERS)
-    say(f"ours: {ours_count} deterministic samplers x {len(schedulers.SCHEDULERS)} schedulers: "
-        f"{', '.join(schedulers.SCHEDULERS)}")
-    say(f"latents {'x'.join(map(str, SHAPE))}, RMSE to the exact ODE endpoint; best pair per NFE (steps in brackets)")
-    noise = torch.randn(SHAPE, generator=torch.Generator().manual_seed(0)).double()
-    summary, curves = [], {}
-    for field_name in args.fields:
-        field, description = FIELDS[field_name]
-        exact = field.endpoint(noise)
-        for shift in args.shifts:
-            ours = our_pairs(field, noise, exact, shift, budgets)
-            peers, notes = peer_pairs(support, field, noise, exact, shift, budgets, peer_samplers) if support \
-                else ({}, [])
-            best_ours, best_peer = best_per_budget(ours, len(budgets)), best_per_budget(peers, len(budgets))
-            default = ours[("flow_pc", "flow_pc")]
-            old = ours[("flow_multistep", "simple")]
-            say()
-            say(f"{field_name} = {description}, shift {shift:g}")
-            say(f"{'NFE':>4} | {'Flow PC + flow_pc':>17} | {'best of ours':>40} | {'best peer':>44} | ratio")
-            for k, nfe in enumerate(budgets):
-                mine = best_ours[k]
-                cell = f"{mine[0]:.2e} {mine[1][0]}+{mine[1][1]} ({mine[2]})"
-                pc = "-" if default[k] is None else f"{default[k][0]:.2e} ({default[k][1]})"
-                peer = best_peer[k]
-                if peer is None:
-                    say(f"{nfe:>4} | {pc:>17} | {cell:>40} | {'-':>44} |")
-                    continue
-                ratio = default[k][0] / peer[0] if default[k] else math.inf
-                peer_cell = f"{peer[0]:.2e} {peer[1][0]}+{peer[1][1]} ({peer[2]})"
-                say(f"{nfe:>4} | {pc:>17} | {cell:>40} | {peer_cell:>44} | {ratio:5.2f}")
-                summary.append((field_name, shift, nfe, ratio, mine[0] / peer[0]))
-            for note in notes:
-                say(f"  note: {note}")
-            curves[(field_name, shift)] = (budgets, default, old, best_peer)
-    if summary:
-        say()
-        say(f"ratio = Flow PC with the flow_pc schedule / best peer pair (target <= {TARGET_RATIO}); "
-            f"worst case per NFE over {len(args.fields)} fields x {len(args.shifts)} shifts:")
-        for nfe in budgets:
-            rows = [r for r in summary if r[2] == nfe]
-            worst = max(rows, key=lambda r: r[3])
-            held = sum(r[3] <= TARGET_RATIO for r in rows)
-            say(f"  NFE {nfe:>2}: worst {worst[3]:.2f} ({worst[0]}, shift {worst[1]:g}); "
-                f"<= {TARGET_RATIO} in {held} of {len(rows)}")
-        say("ratio of the best pair of ours (any of our samplers and schedulers) / best peer pair, worst case:")
-        say("  " + "; ".join(f"NFE {nfe}: {max(r[4] for r in summary if r[2] == nfe):.2f}" for nfe in budgets))
-    if args.text:
-        with open(args.text, "w") as handle:
-            handle.write("\n".join(lines) + "\n")
-    if args.plot and (args.fields[0], 3.0) in curves:
-        plot(curves, args.plot, args.fields)
+    if args.combine:
+        records = []
+        for path in args.combine:
+            with open(path) as handle:
+                records.append(json.load(handle))
+    else:
+        record = measure(args, print)
+        if args.json:
+            with open(args.json, "w") as handle:
+                json.dump(record, handle)
+        records = [record]
+    curves = report(records, say)
+    write_text()
+    if args.plot and any(key[1] == 3.0 for key in curves):
+        plot(curves, args.plot, [f for f in FIELDS if (f, 3.0) in curves])
 
 
 def plot(curves, path, fields):
