@@ -87,7 +87,7 @@ def test_printed_table_right_samplers_beat_every_wrong_way(result):
 
 def test_printed_endpoint_table_converges_only_for_right_samplers(result):
     rows = printed_rows(result["table_text"], 2)
-    assert set(rows) == {"flow_euler", "flow_heun", "flow_multistep", "as SDXL eps model", "as SDXL v model"}
+    assert set(rows) == {"flow_pc", "flow_euler", "flow_heun", "flow_multistep", "as SDXL eps model", "as SDXL v model"}
     for name, (verdict, (coarse, fine)) in rows.items():
         if verdict == "right":
             assert fine < coarse and fine < 0.03, name
