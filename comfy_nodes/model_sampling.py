@@ -16,6 +16,7 @@ import comfy.model_sampling
 
 from ._core import model_sampling as core_model_sampling
 from ._core import schedule, settings
+from . import sampler_views
 
 # SDXL's VAE normalisation; RF finetunes on other VAEs (EQ-VAE, the 32-channel Flux2 VAE) differ.
 SDXL_LATENT_SCALE = 0.13025
@@ -80,6 +81,8 @@ def patch_model(model, shift, timestep_mapping, shift_mode, view, latent_scale=S
     model_sampling = build_model_sampling(shift, timestep_mapping, shift_mode, view, latent_shape)
     patched = model.clone()
     patched.add_object_patch("model_sampling", model_sampling)
+    if model_sampling.view == "ve":  # deterministic samplers integrate in flow coordinates
+        sampler_views.add_sampler_wrapper(patched)
     current = model.get_model_object("latent_format")
     if (float(getattr(current, "scale_factor", 1.0)), float(getattr(current, "shift_factor", 0.0) or 0.0)) \
             != (float(latent_scale), float(latent_shift)):
