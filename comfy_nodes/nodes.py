@@ -5,6 +5,7 @@ V1 mappings load in every ComfyUI release and fork that runs custom nodes; the V
 """
 import inspect
 import re
+import sys
 
 import torch
 
@@ -19,9 +20,27 @@ from .registration import require_flow_model_sampling, sampler_function, schedul
 # native view is kept for exact ModelSamplingSD3 parity.
 DEFAULT_VIEW = "ve"
 VIEW_CHOICES = ("ve", "flow")
-CATEGORY = "advanced/model"
-SAMPLER_CATEGORY = "sampling/custom_sampling/samplers"
-SCHEDULER_CATEGORY = "sampling/custom_sampling/schedulers"
+
+
+def host_category(node_name, module_name, current):
+    """The category the running ComfyUI gives its built-in `node_name`, so ours sit next to it.
+
+    ComfyUI moved them (ModelSamplingSD3: `advanced/model` in 0.3.64, `model/patch/stable
+    diffusion` in 0.33); `current` is the newest layout, for a ComfyUI that lacks the node.
+    """
+    for node in (getattr(sys.modules.get("nodes"), "NODE_CLASS_MAPPINGS", {}).get(node_name),
+                 getattr(sys.modules.get(module_name), node_name, None)):
+        category = getattr(node, "CATEGORY", None)
+        if isinstance(category, str) and category:
+            return category
+    return current
+
+
+CATEGORY = host_category("ModelSamplingSD3", "comfy_extras.nodes_model_advanced", "model/patch/stable diffusion")
+SAMPLER_CATEGORY = host_category("KSamplerSelect", "comfy_extras.nodes_custom_sampler", "model/sampling/samplers")
+SCHEDULER_CATEGORY = host_category("BasicScheduler", "comfy_extras.nodes_custom_sampler", "model/sampling/schedulers")
+# Words the node search matches besides the display name (ComfyUI reads SEARCH_ALIASES).
+SEARCH_ALIASES = ["rectified flow", "RF SDXL", "flow matching", "model sampling flow", "ModelSamplingSD3", "shift"]
 
 
 class ModelSamplingFlowSDXL:
@@ -61,6 +80,7 @@ class ModelSamplingFlowSDXL:
     RETURN_TYPES = ("MODEL",)
     FUNCTION = "patch"
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = SEARCH_ALIASES
     DESCRIPTION = "Rectified-flow model sampling for RF-trained SDXL checkpoints (shift, trainer timestep mapping, view)."
 
     def patch(self, model, shift, timestep_mapping, shift_mode, view, latent_scale=SDXL_LATENT_SCALE,
