@@ -83,9 +83,12 @@ def test_deterministic_samplers_take_model_sampling_sd3_steps(package):
     noise = practical._noise()
     for sampler, scheduler in (("euler", "karras"), ("uni_pc", "karras"), ("dpm_adaptive", "simple"),
                                ("heun", "beta"), ("euler_cfg_pp", "normal"), ("ddim", "ddim_uniform")):
-        a = practical.run_ksampler(ours, sampler, scheduler, 20, noise)
+        steps_seen = []  # previews: ComfyUI's callback gets every step, whatever the sampler reports
+        a = support.sample(ours, sampler, scheduler, steps=20, seed=practical.SEED, latent=torch.zeros_like(noise),
+                           noise=noise, callback=lambda step, denoised, x, total: steps_seen.append(step))
         b = practical.run_ksampler(sd3, sampler, scheduler, 20, noise)
         assert float((a - b).abs().max()) < 2e-3, (sampler, scheduler)  # latent units (x0 / 0.13)
+        assert steps_seen and steps_seen[0] == 0, (sampler, scheduler)
 
 
 def test_schedules_span_the_flow_range_in_the_ve_view(package):
