@@ -15,9 +15,10 @@ from ._core import registry, schedule, settings
 from .model_sampling import SDXL_LATENT_SCALE, SDXL_LATENT_SHIFT, patch_model
 from .registration import require_flow_model_sampling, sampler_function, scheduler_function
 
-# The VE view is the default: on an exact RF field it fixes ddpm and res_multistep_ancestral, which
-# ModelSamplingSD3 gets wrong, and loses only dpm_adaptive (docs/comfyui.md has the table); the
-# native view is kept for exact ModelSamplingSD3 parity.
+# The VE view is the default: stochastic samplers take ComfyUI's VE paths there (right for RF, ddpm and
+# res_multistep_ancestral included, which ModelSamplingSD3 gets wrong), deterministic ones integrate in
+# flow coordinates as under ModelSamplingSD3, and every scheduler spans the flow sigma range
+# (sampler_views.py; docs/comfyui.md has the tables). The native view is kept for exact parity.
 DEFAULT_VIEW = "ve"
 VIEW_CHOICES = ("ve", "flow")
 
@@ -64,8 +65,9 @@ class ModelSamplingFlowSDXL:
                                                                        "sqrt(pixels / 1024^2) of the connected latent "
                                                                        "(bluvoll sd-scripts)."}),
                 "view": (list(VIEW_CHOICES), {"default": DEFAULT_VIEW,
-                                              "tooltip": "ve (recommended): ComfyUI's samplers take their VE paths, right for RF "
-                                                         "(ddpm, res_multistep_ancestral included; not dpm_adaptive). flow: "
+                                              "tooltip": "ve (recommended): stochastic samplers run in the VE view (right for RF), "
+                                                         "deterministic ones in flow coordinates, schedules over the flow "
+                                                         "range. flow: "
                                                          "native CONST view, identical to ModelSamplingSD3."}),
             },
             "optional": {
