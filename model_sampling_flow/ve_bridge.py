@@ -65,7 +65,15 @@ def sample_in_ve(function, ve_model, x_ve, ve_sigmas, extra_args=None, callback=
         return ve_model(schedule.x_to_ve(x, flows), ve.reshape(sigma.shape), **kwargs)
 
     def flow_callback(info):
-        flow, ve = schedule.lookup(info["sigma"])
+        # k-diffusion's DPM-Solver (dpm_fast, dpm_adaptive) reports t = -log(sigma) instead of
+        # sigma; ComfyUI's UniPC reports neither (its x is at about the schedule's i-th sigma)
+        if "sigma" in info:
+            sigma = info["sigma"]
+        elif "t" in info:
+            sigma = torch.exp(-torch.as_tensor(info["t"]))
+        else:
+            sigma = schedule.flow[min(int(info["i"]), len(schedule.flow) - 1)]
+        flow, ve = schedule.lookup(sigma)
         callback(dict(info, x=schedule.x_to_ve(info["x"], [flow]), sigma=ve, sigma_hat=ve))
 
     if noise_sampler is not None:

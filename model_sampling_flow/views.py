@@ -75,6 +75,17 @@ def sigma_from_ve(sigma_ve):
     return sigma_ve / (1 + sigma_ve)
 
 
+def ve_schedule_from_flow(flow_sigmas, cap):
+    """A flow sigma schedule (1-D tensor, descending, in [0, 1]) as VE sigmas of the same steps.
+
+    sigma_ve = sigma / (1 - sigma) in float64; entries at or above `cap` (the table's top, which
+    float32 tables may round to 1.0000001) become the VE view's largest sigma, sigma_to_ve(cap),
+    and 0 stays 0. Returns a tensor of the input's dtype and device. Hosts use it to give the VE
+    view the schedule a scheduler computes over the flow sigma range.
+    """
+    return sigma_to_ve(flow_sigmas.double(), cap=cap).to(flow_sigmas.dtype)
+
+
 def x_to_ve(x, sigma):
     """x_ve = x / (1 - sigma), for sigma < 1."""
     return x / (1 - _shape(sigma, x))

@@ -100,3 +100,15 @@ def test_alphas_cumprod_round_trips_the_ve_table():
     alpha_bar = views.alphas_cumprod_from_ve(ve)
     assert bool((alpha_bar[1:] < alpha_bar[:-1]).all()) and float(alpha_bar.min()) > 0
     assert torch.allclose(((1 - alpha_bar) / alpha_bar).sqrt(), ve, rtol=1e-6)
+
+
+@pytest.mark.parametrize("shift", [0.01, 1.0, 3.0, 4.07, 12.0])
+def test_ve_schedule_from_flow_maps_each_step_and_caps_the_top(shift):
+    cap = views.ve_sigma_cap(shift)
+    flow = torch.tensor([1.0000001, 0.9, 0.5, 0.01, 0.0], dtype=torch.float32)
+    ve = views.ve_schedule_from_flow(flow, cap)
+    assert ve.dtype == torch.float32
+    assert float(ve[0]) == pytest.approx(float(views.sigma_to_ve(cap, cap=cap)), rel=1e-6)
+    assert float(ve[-1]) == 0.0
+    expected = [float(s) / (1 - float(s)) for s in flow[1:-1].double()]
+    assert [float(s) for s in ve[1:-1]] == pytest.approx(expected, rel=1e-6)
