@@ -37,7 +37,7 @@ import os
 import re
 import struct
 
-from .schedule import (DEFAULT_SHIFT, TIMESTEP_MAPPINGS, check_choice, check_number)
+from .schedule import (DEFAULT_SHIFT, TIMESTEP_MAPPINGS, check_choice, check_shift, parse_number)
 from .settings import SHIFT_MODES, FlowSettings
 
 # The safetensors reference implementation refuses headers above 100 MB; so do we.
@@ -221,7 +221,7 @@ def _marker_values(source, shift, mapping, shift_mode, warnings):
     values = {}
     if shift is not None:
         try:
-            values["shift"] = float(check_number("shift", shift, minimum=0.0, strict_minimum=True))
+            values["shift"] = check_shift(parse_number("shift", shift))
         except ValueError as error:
             warnings.append(f"{source}: {error}; ignored")
     if mapping is not None:
