@@ -136,7 +136,9 @@ class FlowVEModelSampling(FlowModelSampling):
         out = []
         for flow_value, ve_value in zip(flow, ve):
             ve_value = self._ve_of_flow.get(flow_value, ve_value)
-            self._flow_of_ve.setdefault(ve_value, flow_value)
+            # two float32 flow sigmas can share a float32 VE value: the schedule made last is the
+            # one being sampled
+            self._flow_of_ve[ve_value] = flow_value
             out.append(ve_value)
         return torch.tensor(out, dtype=torch.float32)
 

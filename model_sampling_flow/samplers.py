@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-from .schedule import FLOAT32_ONE_ABOVE, check_integer, check_number, check_sigma
+from .schedule import SIGMA_ONE_ROUNDING, check_integer, check_number, check_sigma
 
 
 def _steps(count, disable, label):
@@ -43,7 +43,7 @@ def _sigma_batch(x, sigma):
 def _flows(sigmas):
     """Flow sigmas as floats, checked: non-increasing, in [0, 1].
 
-    A value within float32 rounding above 1 (a float32 table's top, 1 + 2**-23) is 1; anything
+    A value within float32 rounding above 1 (a float32 table's top; schedule.SIGMA_ONE_ROUNDING) is 1; anything
     larger is a VE-view sigma a host forgot to convert. Repeated values are zero-length steps the
     samplers skip; an increase is an error.
     """
@@ -53,7 +53,7 @@ def _flows(sigmas):
         flow = [float(s) for s in sigmas]
     if len(flow) < 2:
         raise ValueError(f"sigmas must hold at least 2 values, got {len(flow)}")
-    flow = [1.0 if 1.0 < value <= FLOAT32_ONE_ABOVE else value for value in flow]
+    flow = [1.0 if 1.0 < value <= SIGMA_ONE_ROUNDING else value for value in flow]
     for value in flow:
         check_sigma(value, name="sigmas")
     for i in range(len(flow) - 1):

@@ -22,10 +22,12 @@ SDXL_VAE_FACTOR = 8
 # The range keeps a decade of margin on each side of the UI widgets (0.01 .. 100).
 MIN_SHIFT = 0.001
 MAX_SHIFT = 1000.0
-# A float32 table or sigma batch can top out one float32 step above 1 (ComfyUI's flow table does
-# for 63 of the 1000 shift widget values, e.g. 4.07): rounding, not a VE sigma. FLOAT32_ONE_ABOVE
-# is 1 + 2**-23, the float32 number right after 1.
+# A float32 table or sigma batch can top out a few float32 steps above 1: ComfyUI's flow table (and
+# ours, bit-identical) ends at 1 + 2**-23 for 93 of the 10000 widget shifts 0.01 .. 100 (e.g. 4.07)
+# and at up to 1 + 8 * 2**-23 for shifts below 0.1. That is rounding, not a VE sigma (the VE
+# view's top is >= 10 at any allowed shift): flow samplers read sigmas up to SIGMA_ONE_ROUNDING as 1.
 FLOAT32_ONE_ABOVE = 1.0 + 2.0 ** -23
+SIGMA_ONE_ROUNDING = 1.0 + 2.0 ** -19
 
 
 def _is_boolean(value):
