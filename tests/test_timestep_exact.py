@@ -50,7 +50,7 @@ def test_issue_example_flow_shift_floor_1000_shift_3_28_steps():
     ve_ms = FlowVEModelSampling(shift=3.0, timestep_mapping="floor_1000")
     flow = get_sigmas(flow_ms, "flow_shift", 28)
     ve = get_sigmas(ve_ms, "flow_shift", 28)
-    expected = [min(math.floor(float(s) * 1000), 999) for s in flow.tolist()]
+    expected = [trainer_timestep("floor_1000", s) for s in flow.tolist()]
     assert ve_ms.timestep(ve).tolist() == expected
     # what the VE view did before: float32 sigma_ve of the exact flow sigma, back through
     # sigma_ve / (1 + sigma_ve): 2 of the 27 interior steps a step off (659 for 660, 99 for 100)
