@@ -257,8 +257,10 @@ class A1111Backend(Backend):
         view = pass_view(p)
         wrapped.set_model_sampling(state.model_sampling(view))
         if view == sampler_views.VE:
-            schedule_over_flow_range(sampler, FlowDenoiser(p.sd_model, state.model_sampling(sampler_views.FLOW)))
-        brownian_noise_within_interval(sampler)
+            sampler_views.schedule_over_flow_range(
+                sampler, FlowDenoiser(p.sd_model, state.model_sampling(sampler_views.FLOW)),
+                wrapped.model_sampling.ve_schedule)
+        sampler_views.brownian_noise_within_interval(sampler)
 
     def conflict(self, p):
         return None
@@ -271,47 +273,6 @@ def pass_view(p):
     # StableDiffusionProcessingImg2Img (img2img, inpaint, ADetailer-style passes) holds init_images
     img2img = bool(getattr(p, "is_hr_pass", False)) or hasattr(p, "init_images")
     return sampler_views.view_for_sampler(label, img2img=img2img)
-
-
-def schedule_over_flow_range(sampler, flow_denoiser):
-    """Make `sampler.get_sigmas` run A1111's schedule over the flow table and map it to the VE view.
-
-    A1111's schedule functions read sigma_min / sigma_max (and, for Simple, Normal, SGM Uniform,
-    Uniform, DDIM, the table) from `sampler.model_wrap`; for one call they see the flow denoiser,
-    then FlowVEModelSampling.ve_schedule maps the result (sigma / (1 - sigma), top -> the VE cap).
-    A script's `sampler_noise_scheduler_override` is left alone. Instance attribute on this pass's
-    sampler only.
-    """
-    original = getattr(sampler, "get_sigmas", None)
-    if original is None or getattr(original, "flow_sampling", False):
-        return
-
-    def get_sigmas(p, steps):
-        if getattr(p, "sampler_noise_scheduler_override", None) is not None:
-            return original(p, steps)
-        ve_denoiser = sampler.model_wrap
-        sampler.model_wrap = flow_denoiser
-        try:
-            flow = original(p, steps)
-        finally:
-            sampler.model_wrap = ve_denoiser
-        return ve_denoiser.model_sampling.ve_schedule(flow)
-
-    get_sigmas.flow_sampling = True
-    sampler.get_sigmas = get_sigmas
-
-
-def brownian_noise_within_interval(sampler):
-    """The pass's Brownian-tree noise sampler queried only inside its tree (no torchsde warnings)."""
-    original = getattr(sampler, "create_noise_sampler", None)
-    if original is None or getattr(original, "flow_sampling", False):
-        return
-
-    def create_noise_sampler(x, sigmas, p):
-        return ve_bridge.noise_sampler_within(original(x, sigmas, p))
-
-    create_noise_sampler.flow_sampling = True
-    sampler.create_noise_sampler = create_noise_sampler
 
 
 # ---- samplers from the core's table, run on the sigmas and x A1111 hands a k-diffusion sampler ----
