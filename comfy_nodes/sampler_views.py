@@ -9,7 +9,7 @@ sampling only (every other model keeps ComfyUI's exact path):
 
 * `calculate_sigmas`, ComfyUI's one scheduler entry (KSampler and BasicScheduler both call the
   module function), computes any scheduler on the flow twin of our VE model sampling (what
-  ModelSamplingSD3 would be) and maps the result to VE with the core's ve_schedule_from_flow.
+  ModelSamplingSD3 would be) and maps the result to VE with the core's FlowVEModelSampling.ve_schedule.
 * a SAMPLER_SAMPLE wrapper, added to the model by our node, runs a deterministic sampler in flow
   coordinates through the core's ve_bridge: the sampler function sees flow sigmas, flow x and a
   CONST model sampling (as under ModelSamplingSD3), while everything below it (conditioning
@@ -107,7 +107,7 @@ def calculate_sigmas_in_flow(original):
         if not is_our_ve_sampling(model_sampling):
             return original(model_sampling, scheduler_name, steps)
         flow_sigmas = original(flow_twin(model_sampling), scheduler_name, steps)
-        return views.ve_schedule_from_flow(flow_sigmas, model_sampling.sigma_cap)
+        return model_sampling.ve_schedule(flow_sigmas).to(flow_sigmas.device)
     calculate_sigmas.__wrapped__ = original
     setattr(calculate_sigmas, MARK, "calculate_sigmas")
     return calculate_sigmas

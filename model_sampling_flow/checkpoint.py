@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, fields, replace
 
 from .safetensors_header import MAX_HEADER_BYTES, PICKLE_SUFFIXES, HeaderError, read_header  # noqa: F401
 from .schedule import (DEFAULT_SHIFT, DEFAULT_TIMESTEP_MAPPING, SHIFT_MODES, TIMESTEP_MAPPINGS,
-                       check_choice, check_shift)
+                       check_choice, check_shift, parse_number)
 
 MAX_SIDECAR_BYTES = 1_000_000
 RF_PREDICTION_TYPE = "rectified_flow"
@@ -408,7 +408,8 @@ def _marker_values(source, shift, mapping, shift_mode):
 def _check_shift_value(value):
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError(f"shift must be a number, got {_brief(value)}")
-    return check_shift(value)
+    # safetensors metadata holds text: "3.0" is a shift, a JSON number too
+    return check_shift(parse_number("shift", value))
 
 
 def _check_text_choice(name, value, choices):

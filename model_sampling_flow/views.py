@@ -75,15 +75,20 @@ def sigma_from_ve(sigma_ve):
     return sigma_ve / (1 + sigma_ve)
 
 
-def ve_schedule_from_flow(flow_sigmas, cap):
-    """A flow sigma schedule (1-D tensor, descending, in [0, 1]) as VE sigmas of the same steps.
+def flow_schedule_to_ve(flow_sigmas, cap, dtype=torch.float32):
+    """A descending flow-sigma schedule as the VE view's schedule: sigma_ve = sigma / (1 - sigma).
 
-    sigma_ve = sigma / (1 - sigma) in float64; entries at or above `cap` (the table's top, which
-    float32 tables may round to 1.0000001) become the VE view's largest sigma, sigma_to_ve(cap),
-    and 0 stays 0. Returns a tensor of the input's dtype and device. Hosts use it to give the VE
-    view the schedule a scheduler computes over the flow sigma range.
+    The one mapping every host uses for a schedule computed over the flow range (sigma_min .. 1 of
+    the flow table; a host's Karras, exponential, beta ... functions run unchanged on it). Each value
+    is limited to `cap` (the VE view's top, views.ve_sigma_cap) first, so the top entry 1 (or a
+    float32 rounding of it, 1 + 2**-23) becomes the VE cap; computed in float64, returned as a 1-D
+    tensor of `dtype`. ValueError naming `flow_sigmas` when a value is negative or NaN.
     """
-    return sigma_to_ve(flow_sigmas.double(), cap=cap).to(flow_sigmas.dtype)
+    flow = torch.as_tensor(flow_sigmas, dtype=torch.float64).reshape(-1)
+    if not bool((flow >= 0).all()):
+        raise ValueError(f"flow_sigmas must be >= 0, got {flow_sigmas!r}")
+    flow = flow.clamp(max=float(cap))
+    return (flow / (1 - flow)).to(dtype)
 
 
 def x_to_ve(x, sigma):

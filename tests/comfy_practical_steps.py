@@ -69,7 +69,7 @@ def flow_range_ve_sigmas(ours, sd3, sampler, scheduler, steps):
     flow = calculate(sd3.get_model_object("model_sampling"), scheduler, steps + 1 if discard else steps)
     if discard:
         flow = torch.cat([flow[:-2], flow[-1:]])
-    return views.ve_schedule_from_flow(flow, ours.get_model_object("model_sampling").sigma_cap)
+    return ours.get_model_object("model_sampling").ve_schedule(flow)
 
 
 def run_with_sigmas(model, sampler, sigmas, noise, seed=SEED):

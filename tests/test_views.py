@@ -103,10 +103,10 @@ def test_alphas_cumprod_round_trips_the_ve_table():
 
 
 @pytest.mark.parametrize("shift", [0.01, 1.0, 3.0, 4.07, 12.0])
-def test_ve_schedule_from_flow_maps_each_step_and_caps_the_top(shift):
+def test_flow_schedule_to_ve_maps_each_step_and_caps_the_top(shift):
     cap = views.ve_sigma_cap(shift)
     flow = torch.tensor([1.0000001, 0.9, 0.5, 0.01, 0.0], dtype=torch.float32)
-    ve = views.ve_schedule_from_flow(flow, cap)
+    ve = views.flow_schedule_to_ve(flow, cap)
     assert ve.dtype == torch.float32
     assert float(ve[0]) == pytest.approx(float(views.sigma_to_ve(cap, cap=cap)), rel=1e-6)
     assert float(ve[-1]) == 0.0

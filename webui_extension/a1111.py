@@ -2,19 +2,26 @@
 
 A1111's k-diffusion wrapper (`CFGDenoiserKDiffusion.inner_model`) builds its denoiser from
 `shared.sd_model.create_denoiser()` when the model has one (SD3 uses this). We give the model one
-that returns `FlowDenoiser`, a k-diffusion `DiscreteSchedule` over the core's VE table
-(`FlowVEModelSampling`). In that view a flow model is exactly a variance-exploding model, so every
-k-diffusion sampler, A1111's sigma schedulers, txt2img's `noise * sigmas[0]` and img2img's
-`x + noise * sigma` are right without touching any of them.
+that returns `FlowDenoiser`, a k-diffusion `DiscreteSchedule` over one of the core's tables. The
+view is chosen per sampling pass (`before_sampling`, webui_extension.sampler_views):
+  * deterministic samplers on a txt2img pass integrate in flow coordinates (`FlowModelSampling`):
+    A1111's schedules and samplers see flow sigmas in [0, 1], as ComfyUI's ModelSamplingSD3 gives
+    them, so they are as accurate as natively;
+  * every other pass (stochastic samplers, img2img, hires, unknown samplers) runs in the VE view
+    (`FlowVEModelSampling`), where a flow model is exactly a variance-exploding model, so
+    k-diffusion's stochastic samplers, txt2img's `noise * sigmas[0]` and img2img's
+    `x + noise * sigma` are right unchanged; A1111's schedule is computed over the flow range and
+    mapped to VE (a Karras schedule over sigma_ve 0.003 .. 3e4 would put most steps at pure noise).
+A pass without our script (another extension's processing object) keeps the VE view with the VE
+table.
 
 What cannot be right is refused while flow is on, with a message the webui shows:
   * DDIM, DDIM CFG++, PLMS, UniPC and LCM never ask for `create_denoiser`: they call
     `sd_model.apply_model` with eps-table timesteps. While flow is on, `apply_model` is guarded:
     only calls made from inside `FlowDenoiser` go through.
-  * Align Your Steps (fixed SDXL sigmas 14.6 .. 0.03), Beta (linear in sigma up to sigma_max, which
-    in the VE view is ~3e4, so all but the last step sit above flow sigma 0.8) and the
-    "use old karras scheduler sigmas" option (0.1 .. 10): checked on the first denoiser call, when
-    the processing object is known (an on_cfg_denoiser callback records it).
+  * Align Your Steps (fixed SDXL sigmas 14.6 .. 0.03) and the "use old karras scheduler sigmas"
+    option (0.1 .. 10): checked on the first denoiser call, when the processing object is known
+    (an on_cfg_denoiser callback records it).
 
 The patch is three instance attributes on the model (`create_denoiser`, `apply_model`, the state);
 `remove` puts back exactly what was there. Nothing global in A1111 is changed by `apply`; the
@@ -32,9 +39,10 @@ import torch
 
 from model_sampling_flow import registry, ve_bridge
 from model_sampling_flow import schedulers as flow_schedulers
-from model_sampling_flow.model_sampling import FlowVEModelSampling
+from model_sampling_flow.model_sampling import FlowModelSampling
 from model_sampling_flow.settings import FlowSettings
 
+from . import sampler_views
 from .backend import Backend, FlowSamplingError
 
 STATE_ATTR = "flow_sampling_state"
@@ -47,9 +55,7 @@ TIMESTEP_SAMPLERS_MESSAGE = (
     "a Flow sampler, or turn Flow sampling off.")
 REFUSED_SCHEDULERS = {
     "Align Your Steps": "uses fixed noise levels tuned for eps-prediction SDXL (14.6 .. 0.03); a flow "
-                        "model starts at a far higher level",
-    "Beta": "spaces steps linearly in sigma up to sigma_max, which for a flow model is ~30000, leaving "
-            "one step for everything below flow sigma 0.8",
+                        "model's noise levels are flow sigmas 0 .. 1",
 }
 
 _inside_denoiser = threading.local()
@@ -74,24 +80,28 @@ class FlowState:
         self.saved = saved              # {attribute: value} of instance attributes we replaced
         self.latent_shape = None        # last latent shape seen (resolution-dependent shift)
 
-    def model_sampling(self):
+    def model_sampling(self, view="ve"):
         shape = self.latent_shape
         if self.settings.shift_mode == "resolution" and shape is None:
             shape = (128, 128)          # 1024 x 1024 until a generation says otherwise
-        return self.settings.model_sampling(shape)
+        return self.settings.with_changes(view=view).model_sampling(shape)
 
 
 class FlowDenoiser(k_diffusion.external.DiscreteSchedule):
-    """k-diffusion denoiser for a flow model in the VE view: `denoiser(x_ve, sigma_ve, cond=...) -> x0`.
+    """k-diffusion denoiser for a flow model: `denoiser(x, sigma, cond=...) -> x0` in the view of its
+    model sampling.
 
-    `sigmas` is the core's VE table (1000 entries, strictly increasing, top entry capped), which is
-    what A1111's schedulers, `apply_refiner` and DPM fast/adaptive read. The network receives the
-    flow input and the trainer's timestep; its output is read as velocity.
+    VE view (FlowVEModelSampling, the default): x_ve, sigma_ve; flow view (FlowModelSampling, set per
+    pass for deterministic samplers): flow x and sigma in [0, 1]. `sigmas` is that view's table
+    (1000 entries, strictly increasing), which is what A1111's schedulers, `apply_refiner` and DPM
+    fast/adaptive read. The network receives the flow input and the trainer's timestep; its output
+    is read as velocity.
     """
 
     def __init__(self, sd_model, model_sampling):
-        if not isinstance(model_sampling, FlowVEModelSampling):
-            raise ValueError(f"model_sampling must be a FlowVEModelSampling, got {model_sampling!r}")
+        if not isinstance(model_sampling, FlowModelSampling):
+            raise ValueError(f"model_sampling must be a FlowModelSampling or FlowVEModelSampling, "
+                             f"got {model_sampling!r}")
         device = getattr(getattr(sd_model, "alphas_cumprod", None), "device", None) or torch.device("cpu")
         super().__init__(model_sampling.sigmas.to(device), quantize=False)
         self.inner_model = sd_model
@@ -99,7 +109,7 @@ class FlowDenoiser(k_diffusion.external.DiscreteSchedule):
         self.processing = None          # set by observe_cfg_denoiser; None when not inside A1111
 
     def set_model_sampling(self, model_sampling):
-        """Swap the table (resolution-dependent shift learned after the sampler was created)."""
+        """Swap the view and table (per pass: the sampler's view, the resolution-dependent shift)."""
         self.model_sampling = model_sampling
         sigmas = model_sampling.sigmas.to(self.sigmas.device)
         self.sigmas = sigmas
@@ -228,24 +238,44 @@ class A1111Backend(Backend):
         return None if sd_model is None else sd_model.__dict__.get(STATE_ATTR)
 
     def before_sampling(self, p):
-        """Resolution-dependent shift: learn this pass's latent size, update the sampler's table."""
+        """Per pass: the sampler's view (flow for deterministic samplers on txt2img, else VE with the
+        schedule computed over the flow range), the resolution-dependent shift, Brownian noise inside
+        its interval."""
         state = self.state(getattr(p, "sd_model", None))
-        if state is None or state.settings.shift_mode != "resolution":
+        if state is None:
             return
-        if getattr(p, "is_hr_pass", False):
-            height, width = p.hr_upscale_to_y, p.hr_upscale_to_x
-        else:
-            height, width = p.height, p.width
-        state.latent_shape = (height // state.settings.vae_factor, width // state.settings.vae_factor)
-        wrapped = getattr(getattr(getattr(p, "sampler", None), "model_wrap_cfg", None), "model_wrap", None)
-        if isinstance(wrapped, FlowDenoiser):
-            wrapped.set_model_sampling(state.model_sampling())
+        if state.settings.shift_mode == "resolution":
+            if getattr(p, "is_hr_pass", False):
+                height, width = p.hr_upscale_to_y, p.hr_upscale_to_x
+            else:
+                height, width = p.height, p.width
+            state.latent_shape = (height // state.settings.vae_factor, width // state.settings.vae_factor)
+        sampler = getattr(p, "sampler", None)
+        wrapped = getattr(getattr(sampler, "model_wrap_cfg", None), "model_wrap", None)
+        if not isinstance(wrapped, FlowDenoiser):
+            return
+        view = pass_view(p)
+        wrapped.set_model_sampling(state.model_sampling(view))
+        if view == sampler_views.VE:
+            sampler_views.schedule_over_flow_range(
+                sampler, FlowDenoiser(p.sd_model, state.model_sampling(sampler_views.FLOW)),
+                wrapped.model_sampling.ve_schedule)
+        sampler_views.brownian_noise_within_interval(sampler)
 
     def conflict(self, p):
         return None
 
 
-# ---- samplers from the core's table, run on the VE sigmas and x A1111 hands a k-diffusion sampler ----
+def pass_view(p):
+    """The view this sampling pass of `p` runs in (webui_extension.sampler_views)."""
+    config = getattr(getattr(p, "sampler", None), "config", None)
+    label = getattr(config, "name", None) or getattr(p, "sampler_name", None)
+    # StableDiffusionProcessingImg2Img (img2img, inpaint, ADetailer-style passes) holds init_images
+    img2img = bool(getattr(p, "is_hr_pass", False)) or hasattr(p, "init_images")
+    return sampler_views.view_for_sampler(label, img2img=img2img)
+
+
+# ---- samplers from the core's table, run on the sigmas and x A1111 hands a k-diffusion sampler ----
 
 def flow_denoiser_of(model):
     """The FlowDenoiser behind the callable A1111 passes to a sampler function, or None."""
@@ -264,12 +294,16 @@ def make_webui_sampler(entry):
     accepts = set(entry.options)
 
     def sample(model, x, sigmas, extra_args=None, callback=None, disable=None, **options):
-        if flow_denoiser_of(model) is None:
+        denoiser = flow_denoiser_of(model)
+        if denoiser is None:
             raise FlowSamplingError(
                 f"The '{entry.label}' sampler samples rectified-flow models and needs Flow sampling on "
                 f"(Flow sampling accordion: On, or Auto with a checkpoint marked rectified flow). Choose "
                 f"another sampler for this checkpoint.")
         kwargs = {name: value for name, value in options.items() if name in accepts and name != "noise_sampler"}
+        if denoiser.model_sampling.view == "flow":      # deterministic on a txt2img pass: native flow
+            return entry.function(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable,
+                                  **kwargs)
         noise_sampler = options.get("noise_sampler") if "noise_sampler" in accepts else None
         if "noise_sampler" in accepts and noise_sampler is None:
             processing = getattr(model, "p", None)
