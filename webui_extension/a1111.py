@@ -35,7 +35,7 @@ from model_sampling_flow import schedulers as flow_schedulers
 from model_sampling_flow.model_sampling import FlowVEModelSampling
 from model_sampling_flow.settings import FlowSettings
 
-from .backend import Backend, FlowSamplingError
+from .backend import Backend, FlowSamplingError, flow_model_sampling, latent_shape_for
 
 STATE_ATTR = "flow_sampling_state"
 PATCHED_ATTRS = ("create_denoiser", "apply_model", STATE_ATTR)
@@ -188,6 +188,13 @@ class A1111Backend(Backend):
         return offered and sd_model is not None and not hasattr(type(sd_model), "create_denoiser") \
             and hasattr(sd_model, "apply_model")
 
+    @classmethod
+    def model_sampling_of(cls, denoiser):
+        return denoiser.model_sampling if isinstance(denoiser, FlowDenoiser) else None
+
+    def refusal(self, p):
+        return sampler_refusal(getattr(p, "sampler_name", None))
+
     def apply(self, sd_model, settings):
         if not isinstance(settings, FlowSettings):
             raise ValueError(f"settings must be a FlowSettings, got {settings!r}")
@@ -232,11 +239,7 @@ class A1111Backend(Backend):
         state = self.state(getattr(p, "sd_model", None))
         if state is None or state.settings.shift_mode != "resolution":
             return
-        if getattr(p, "is_hr_pass", False):
-            height, width = p.hr_upscale_to_y, p.hr_upscale_to_x
-        else:
-            height, width = p.height, p.width
-        state.latent_shape = (height // state.settings.vae_factor, width // state.settings.vae_factor)
+        state.latent_shape = latent_shape_for(p, state.settings.vae_factor)
         wrapped = getattr(getattr(getattr(p, "sampler", None), "model_wrap_cfg", None), "model_wrap", None)
         if isinstance(wrapped, FlowDenoiser):
             wrapped.set_model_sampling(state.model_sampling())
@@ -264,7 +267,7 @@ def make_webui_sampler(entry):
     accepts = set(entry.options)
 
     def sample(model, x, sigmas, extra_args=None, callback=None, disable=None, **options):
-        if flow_denoiser_of(model) is None:
+        if flow_model_sampling(model) is None:     # any webui's denoiser with flow on (backend contract)
             raise FlowSamplingError(
                 f"The '{entry.label}' sampler samples rectified-flow models and needs Flow sampling on "
                 f"(Flow sampling accordion: On, or Auto with a checkpoint marked rectified flow). Choose "
@@ -313,13 +316,14 @@ def sampler_options(entry):
 
 def flow_shift_scheduler(n, sigma_min, sigma_max, inner_model, device):
     """A1111 scheduler function for the core's flow_shift schedule (needs the flow denoiser)."""
-    if not isinstance(inner_model, FlowDenoiser):
+    model_sampling = flow_model_sampling(inner_model)
+    if model_sampling is None:
         raise FlowSamplingError(
             f"The '{_flow_scheduler_label()}' schedule type (the default of the Flow samplers) is the "
             f"rectified-flow trainers' schedule and needs Flow sampling on (Flow sampling accordion: On, or "
             f"Auto with a checkpoint marked rectified flow). Choose another sampler and schedule type for "
             f"this checkpoint.")
-    return flow_schedulers.flow_shift(inner_model.model_sampling, n).to(device)
+    return flow_schedulers.flow_shift(model_sampling, n).to(device)
 
 
 def register_samplers():
@@ -338,7 +342,7 @@ def register_samplers():
         added.append(entry.label)
     if added:
         sd_samplers.set_samplers()
-        sd_samplers.get_sampler_and_scheduler.cache_clear()
+        getattr(sd_samplers.get_sampler_and_scheduler, "cache_clear", lambda: None)()
     return added
 
 
