@@ -353,9 +353,13 @@ def suite_process_images():
 
     # 11. no backend applies: the model is not SDXL -> flow On samples as without the extension and says why
     sd_model.is_sdxl = False
-    latent, result = run(session.txt2img("Euler a", "Automatic", steps=12, size=128))
-    out["not_sdxl"] = {"digest": digest(latent), "comments": result.comments, "infotext": result.infotexts[0]}
-    sd_model.is_sdxl = True
+    try:
+        latent, result = run(session.txt2img("Euler a", "Automatic", steps=12, size=128))
+        off, _ = run(session.txt2img("Euler a", "Automatic", steps=12, size=128, flow=OFF))
+        out["not_sdxl"] = {"digest": digest(latent), "off_digest": digest(off), "comments": result.comments,
+                           "infotext": result.infotexts[0]}
+    finally:
+        sd_model.is_sdxl = True
 
     # 12. no backend applies: a future Forge whose samplers no longer take the schedule from `predictor`
     from modules import sd_samplers_kdiffusion
@@ -372,7 +376,9 @@ def suite_process_images():
     try:
         out["future_forge_backend"] = getattr(contract.select_backend(sd_model), "name", None)
         latent, result = run(session.txt2img("Euler a", "Automatic", steps=12, size=128))
-        out["future_forge"] = {"digest": digest(latent), "comments": result.comments, "infotext": result.infotexts[0]}
+        off, _ = run(session.txt2img("Euler a", "Automatic", steps=12, size=128, flow=OFF))
+        out["future_forge"] = {"digest": digest(latent), "off_digest": digest(off), "comments": result.comments,
+                               "infotext": result.infotexts[0]}
     finally:
         sd_samplers_kdiffusion.CFGDenoiserKDiffusion.inner_model = original_property
 
