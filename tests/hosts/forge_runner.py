@@ -71,10 +71,10 @@ class Session:
                 args[script.args_from:script.args_to] = flow
         return args
 
-    def txt2img(self, sampler="Euler", scheduler="Automatic", steps=STEPS, size=SIZE, seed=7, flow=ON, **extra):
+    def txt2img(self, sampler="Euler", scheduler="Automatic", steps=STEPS, size=SIZE, seed=7, flow=ON, cfg=1.0, **extra):
         from modules import processing
         p = processing.StableDiffusionProcessingTxt2Img(
-            prompt="flow", negative_prompt="", steps=steps, cfg_scale=1.0, sampler_name=sampler, scheduler=scheduler,
+            prompt="flow", negative_prompt="", steps=steps, cfg_scale=cfg, sampler_name=sampler, scheduler=scheduler,
             seed=seed, width=size, height=size, batch_size=1, do_not_save_samples=True, do_not_save_grid=True, **extra)
         p.scripts, p.script_args = self.scripts.scripts_txt2img, self.args(False, flow, steps, sampler, scheduler, seed)
         return p
@@ -211,7 +211,14 @@ def suite_samplers():
         if error is not None:
             row["unrefused"] = _without_refusal(lambda: attempt(session.txt2img(name))[:2])
         rows[name] = row
-    return {"steps": STEPS, "samplers": rows, "listed": listed}
+    # DDIM CFG++ is refused at CFG 1 only (Forge's CFG-1 shortcut); at CFG 2 the analytic network (it
+    # ignores the prompt) gives cond = uncond, so the result must be the same distribution
+    if not only or "DDIM CFG++" in only.split(","):
+        result, error, _, _ = attempt(session.txt2img("DDIM CFG++", cfg=2.0))
+        rows_cfg2 = {"DDIM CFG++": {"stats": result, "error": error}}
+    else:
+        rows_cfg2 = {}
+    return {"steps": STEPS, "samplers": rows, "listed": listed, "cfg2": rows_cfg2}
 
 
 SCHEDULER_SAMPLERS = ("Euler", "Euler a", "DPM++ 2M")
