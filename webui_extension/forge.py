@@ -53,13 +53,20 @@ REFUSED_SAMPLERS = {
     "DPM adaptive": "its step-size control (absolute tolerance in x) misses a flow model's distribution over "
                     "the VE view's sigma range (measured std 0.38 for 0.30 at the default tolerances)",
 }
+# Listed by Forge Neo (from its source; not run here): its flow-parameterised ancestral sampler divides
+# by 1 - sigma, which the VE view's sigmas (up to ~3e4) break
+_NEO_RF = ("is written for the native flow parameterisation (sigma <= 1, x = (1 - sigma) x0 + sigma noise); "
+           "Flow sampling runs the webui's samplers on the VE view (sigma up to ~3e4), where Euler a and the "
+           "DPM++ SDE samplers are the exact stochastic samplers")
+REFUSED_SAMPLERS.update({"DPM++ 2s a RF": _NEO_RF, "Flux Realistic": _NEO_RF})
 # At CFG scale 1 Forge skips the unconditional prediction and hands DDIM CFG++ zeros in its place, so
 # its noise direction becomes x / sigma, for any model; at any other CFG scale it is right.
 REFUSED_AT_CFG_1 = {
     "DDIM CFG++": "at CFG scale 1 Forge skips the unconditional prediction this sampler steps with (it gets "
                   "zeros instead, for any model); use a CFG scale other than 1",
 }
-_FIXED_LEVELS = "uses fixed noise levels tuned for SDXL's eps schedule (14.6 .. 0.03); a flow model starts far higher"
+_FIXED_LEVELS = ("uses fixed noise levels tuned for SDXL's eps schedule (14.6 .. 0.03): a flow model starts far "
+                 "higher, and starting at 14.6 leaves a bias in the image that more steps do not remove")
 _LINEAR_IN_SIGMA = ("spaces its steps linearly in sigma up to sigma_max, which for a flow model is ~30000, "
                     "leaving one step for everything below flow sigma 0.8")
 REFUSED_SCHEDULERS = {
