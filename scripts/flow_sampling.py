@@ -1,4 +1,4 @@
-"""webui entry (A1111 1.10, reForge): the "Flow sampling" accordion for rectified-flow SDXL checkpoints.
+"""webui entry (A1111 1.10, reForge, Forge): the "Flow sampling" accordion for rectified-flow SDXL checkpoints.
 
 The accordion decides whether flow sampling is on for the loaded checkpoint; the backend chosen for
 the running webui (webui_extension/backend.py) patches the model. The patch belongs to the model,
@@ -11,7 +11,7 @@ from modules import script_callbacks, scripts, shared
 
 from model_sampling_flow.schedule import TIMESTEP_MAPPINGS, TIMESTEP_MAPPING_DESCRIPTIONS
 from webui_extension import control
-from webui_extension.backend import select_backend
+from webui_extension.backend import select_backend, why_no_backend
 
 try:
     from webui_extension import a1111 as a1111_backend
@@ -102,8 +102,7 @@ class FlowSamplingScript(scripts.Script):
                                   values["resolution_shift"], values["view"], loaded_checkpoint_path(sd_model))
         if backend is None:
             if decision.settings is not None:
-                report(p, "Flow sampling cannot be applied: this webui offers no mechanism this extension knows "
-                          "(A1111 1.10's create_denoiser hook or reForge's UNet patcher); sampling unchanged.")
+                report(p, why_no_backend(sd_model))
             return
         if decision.settings is None:
             backend.remove(sd_model)
@@ -120,10 +119,7 @@ class FlowSamplingScript(scripts.Script):
         p.extra_generation_params.update(settings.to_infotext())
         if values["mode"] == "Auto":
             report(p, decision.reason)
-        if a1111_backend is not None and isinstance(backend, a1111_backend.A1111Backend):
-            refused = a1111_backend.sampler_refusal(p.sampler_name)
-        else:
-            refused = getattr(backend, "refusal", lambda p: None)(p)
+        refused = backend.refusal(p)
         if refused:
             report(p, refused)
 

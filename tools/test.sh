@@ -8,7 +8,7 @@
 #   FLOW_PYTEST_ARGS="-x" bash tools/test.sh extra pytest arguments for every tier
 #
 # Host tiers run against ../shared/hosts/<Host> (or FLOW_HOSTS_DIR, or COMFYUI_DIR, A1111_DIR,
-# REFORGE_DIR, and COMFYUI_LATEST_DIR for the newest ComfyUI); a tier whose host is absent still runs, and its tests skip with the reason.
+# REFORGE_DIR, FORGE_DIR, and COMFYUI_LATEST_DIR for the newest ComfyUI); a tier whose host is absent still runs, and its tests skip with the reason.
 # Each tier's output is streamed with its name in front; per-tier durations are printed at the end.
 # Exit status: 0 only when every tier passed and collected at least one test.
 source "$(dirname "$0")/env.sh"
@@ -70,6 +70,7 @@ tier_webui() {   # marker, host folder, DIR variable, PYTHON variable, installer
 }
 tier_a1111() { tier_webui a1111 A1111 A1111_DIR A1111_PYTHON "$ROOT/tests/hosts/a1111_venv.sh" "$@"; }
 tier_reforge() { tier_webui reforge reForge REFORGE_DIR REFORGE_PYTHON "$ROOT/tests/hosts/reforge_venv.sh" "$@"; }
+tier_forge() { tier_webui forge Forge FORGE_DIR FORGE_PYTHON "$ROOT/tests/hosts/forge_venv.sh" "$@"; }
 
 # in start order: quick feedback first, then the longest host tiers; a new tier is one line here
 # (its marker registered in pyproject.toml and mapped in tests/conftest.py)
@@ -77,6 +78,7 @@ TIERS=(
     "host-free tier_host_free"
     "a1111 tier_a1111"
     "reforge tier_reforge"
+    "forge tier_forge"
     "comfyui tier_comfyui"
     "comfyui-latest tier_comfyui_latest"
 )
@@ -100,7 +102,7 @@ run_tier() {   # name function: runs in the background, writes LOGS/name.{log,st
 }
 
 export -f host_dir venv_for tier_host_free tier_comfyui_with tier_comfyui tier_comfyui_latest tier_webui \
-    tier_a1111 tier_reforge
+    tier_a1111 tier_reforge tier_forge
 export ROOT VENV HOSTS HOST_VENVS
 echo "test tiers, logs in $LOGS (FLOW_JOBS=${FLOW_JOBS:-all})"
 names=()

@@ -43,7 +43,7 @@ from model_sampling_flow.model_sampling import FlowModelSampling
 from model_sampling_flow.settings import FlowSettings
 
 from . import sampler_views
-from .backend import Backend, FlowSamplingError
+from .backend import Backend, FlowSamplingError, flow_model_sampling, latent_shape_for
 
 STATE_ATTR = "flow_sampling_state"
 PATCHED_ATTRS = ("create_denoiser", "apply_model", STATE_ATTR)
@@ -198,6 +198,13 @@ class A1111Backend(Backend):
         return offered and sd_model is not None and not hasattr(type(sd_model), "create_denoiser") \
             and hasattr(sd_model, "apply_model")
 
+    @classmethod
+    def model_sampling_of(cls, denoiser):
+        return denoiser.model_sampling if isinstance(denoiser, FlowDenoiser) else None
+
+    def refusal(self, p):
+        return sampler_refusal(getattr(p, "sampler_name", None))
+
     def apply(self, sd_model, settings):
         if not isinstance(settings, FlowSettings):
             raise ValueError(f"settings must be a FlowSettings, got {settings!r}")
@@ -245,11 +252,7 @@ class A1111Backend(Backend):
         if state is None:
             return
         if state.settings.shift_mode == "resolution":
-            if getattr(p, "is_hr_pass", False):
-                height, width = p.hr_upscale_to_y, p.hr_upscale_to_x
-            else:
-                height, width = p.height, p.width
-            state.latent_shape = (height // state.settings.vae_factor, width // state.settings.vae_factor)
+            state.latent_shape = latent_shape_for(p, state.settings.vae_factor)
         sampler = getattr(p, "sampler", None)
         wrapped = getattr(getattr(sampler, "model_wrap_cfg", None), "model_wrap", None)
         if not isinstance(wrapped, FlowDenoiser):
@@ -277,14 +280,6 @@ def pass_view(p):
 
 # ---- samplers from the core's table, run on the sigmas and x A1111 hands a k-diffusion sampler ----
 
-def flow_denoiser_of(model):
-    """The FlowDenoiser behind the callable A1111 passes to a sampler function, or None."""
-    if isinstance(model, FlowDenoiser):
-        return model
-    wrapped = getattr(model, "model_wrap", None)
-    return wrapped if isinstance(wrapped, FlowDenoiser) else None
-
-
 def make_webui_sampler(entry):
     """A k-diffusion-signature function over VE sigmas that runs `entry.function` in flow coordinates.
 
@@ -294,14 +289,14 @@ def make_webui_sampler(entry):
     accepts = set(entry.options)
 
     def sample(model, x, sigmas, extra_args=None, callback=None, disable=None, **options):
-        denoiser = flow_denoiser_of(model)
-        if denoiser is None:
+        model_sampling = flow_model_sampling(model)     # any webui's denoiser with flow on (backend contract)
+        if model_sampling is None:
             raise FlowSamplingError(
                 f"The '{entry.label}' sampler samples rectified-flow models and needs Flow sampling on "
                 f"(Flow sampling accordion: On, or Auto with a checkpoint marked rectified flow). Choose "
                 f"another sampler for this checkpoint.")
         kwargs = {name: value for name, value in options.items() if name in accepts and name != "noise_sampler"}
-        if denoiser.model_sampling.view == "flow":      # deterministic on a txt2img pass: native flow
+        if model_sampling.view == "flow":      # deterministic on a txt2img pass: native flow
             return entry.function(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable,
                                   **kwargs)
         noise_sampler = options.get("noise_sampler") if "noise_sampler" in accepts else None
@@ -347,13 +342,14 @@ def sampler_options(entry):
 
 def flow_shift_scheduler(n, sigma_min, sigma_max, inner_model, device):
     """A1111 scheduler function for the core's flow_shift schedule (needs the flow denoiser)."""
-    if not isinstance(inner_model, FlowDenoiser):
+    model_sampling = flow_model_sampling(inner_model)
+    if model_sampling is None:
         raise FlowSamplingError(
             f"The '{_flow_scheduler_label()}' schedule type (the default of the Flow samplers) is the "
             f"rectified-flow trainers' schedule and needs Flow sampling on (Flow sampling accordion: On, or "
             f"Auto with a checkpoint marked rectified flow). Choose another sampler and schedule type for "
             f"this checkpoint.")
-    return flow_schedulers.flow_shift(inner_model.model_sampling, n).to(device)
+    return flow_schedulers.flow_shift(model_sampling, n).to(device)
 
 
 def register_samplers():
@@ -372,7 +368,7 @@ def register_samplers():
         added.append(entry.label)
     if added:
         sd_samplers.set_samplers()
-        sd_samplers.get_sampler_and_scheduler.cache_clear()
+        getattr(sd_samplers.get_sampler_and_scheduler, "cache_clear", lambda: None)()
     return added
 
 

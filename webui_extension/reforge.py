@@ -36,11 +36,11 @@ import torch
 
 from model_sampling_flow.model_sampling import FlowModelSampling, FlowVEModelSampling
 from model_sampling_flow.views import alphas_cumprod_from_ve
-from model_sampling_flow.schedule import SDXL_BASE_PIXELS, SDXL_VAE_FACTOR
 from model_sampling_flow.settings import FlowSettings
 
 from . import sampler_views
-from .backend import Backend, FlowSamplingError
+from .backend import (Backend, FlowSamplingError, latent_shape_for, model_sampling_for_pass,
+                      refusal_message)
 
 FORGE_CONTAINERS = ("forge_objects_original", "forge_objects_after_applying_lora", "forge_objects")
 STATE_ATTRIBUTE = "_flow_sampling_reforge"
@@ -115,9 +115,7 @@ class FlowSamplingRefused(FlowSamplingError):
     """Raised from inside sampling when flow sampling cannot be right for the chosen options."""
 
 
-def model_sampling_for(settings, latent_shape):
-    return FlowVEModelSampling(shift=settings.effective_shift(latent_shape),
-                               timestep_mapping=settings.timestep_mapping)
+model_sampling_for = model_sampling_for_pass     # the shared per-pass helper (backend.py)
 
 
 class _State:
@@ -139,20 +137,6 @@ class _State:
 
 def _settings_for_reforge(settings):
     return settings if settings.view == "ve" else settings.with_changes(view="ve")
-
-
-def _base_latent_shape(settings):
-    side = int(round(settings.base_pixels ** 0.5 / settings.vae_factor))
-    return (side, side)
-
-
-def latent_shape_for(p):
-    """Latent (height, width) the processing object is about to sample."""
-    if getattr(p, "is_hr_pass", False) and getattr(p, "hr_upscale_to_y", 0):
-        height, width = p.hr_upscale_to_y, p.hr_upscale_to_x
-    else:
-        height, width = p.height, p.width
-    return (height // SDXL_VAE_FACTOR, width // SDXL_VAE_FACTOR)
 
 
 def alphas_cumprod_for(model_sampling):
@@ -226,8 +210,18 @@ class ReforgeBackend(Backend):
     def detect(cls, sd_model):
         forge_objects = getattr(sd_model, "forge_objects", None)
         unet = getattr(forge_objects, "unet", None)
+        # ldm_patched's BaseModel decides the math through `model_sampling`; Forge's KModel (same
+        # containers, same patcher methods) through `predictor`, which this backend does not patch
         return (unet is not None and hasattr(unet, "add_object_patch") and hasattr(unet, "clone")
+                and hasattr(getattr(unet, "model", None), "model_sampling")
                 and all(hasattr(sd_model, name) for name in FORGE_CONTAINERS))
+
+    @classmethod
+    def model_sampling_of(cls, denoiser):
+        if not _is_flow_denoiser(denoiser):
+            return None
+        state = getattr(denoiser.inner_model, STATE_ATTRIBUTE, None)
+        return None if state is None else state.model_sampling
 
     # model-level lifecycle
     def apply(self, sd_model, settings: FlowSettings, latent_shape=None) -> None:
@@ -236,7 +230,7 @@ class ReforgeBackend(Backend):
             if other is not sd_model:   # checkpoint changed: only the loaded model keeps flow
                 self.remove(other)
         state = getattr(sd_model, STATE_ATTRIBUTE, None)
-        shape = latent_shape or _base_latent_shape(settings)
+        shape = latent_shape
         if state is None:
             state = _State(settings, model_sampling_for(settings, shape))
             setattr(sd_model, STATE_ATTRIBUTE, state)
@@ -382,14 +376,12 @@ class ReforgeBackend(Backend):
                 if solver in REFUSED_ODE_CUSTOM_SOLVERS:
                     reason = f"its solver (Settings: ODE Custom - Solver) is {solver}, which " + _ADAPTIVE_ODE
             if reason is not None:
-                return f"Flow sampling: sampler '{name}' is not supported: {reason}. " \
-                       f"Pick another sampler or turn Flow sampling off."
+                return refusal_message("sampler", name, reason)
         scheduler = getattr(p, "scheduler", None)
         if getattr(p, "is_hr_pass", False) and getattr(p, "hr_scheduler", None) not in (None, "Use same scheduler"):
             scheduler = p.hr_scheduler
         if scheduler in REFUSED_SCHEDULERS:
-            return f"Flow sampling: schedule type '{scheduler}' is not supported: " \
-                   f"{REFUSED_SCHEDULERS[scheduler]}. Pick another schedule type or turn Flow sampling off."
+            return refusal_message("schedule type", scheduler, REFUSED_SCHEDULERS[scheduler])
         return None
 
     def conflict(self, p):

@@ -54,8 +54,23 @@ def host_copy():
         target = os.path.join(root, "reForge")
         copy_host(reforge_dir, target, ignore=shutil.ignore_patterns(".git"))   # snapshots may be read-only
         shutil.copytree(REPO, os.path.join(target, "extensions", EXTENSION_NAME), ignore=_ignore_repo)
+        k_diffusion = k_diffusion_checkout()
+        if k_diffusion and not os.path.isdir(os.path.join(target, "repositories", "k-diffusion")):
+            # reForge's launcher clones crowsonkb/k-diffusion ab527a9 here (launch_utils); with it, the
+            # extension's A1111-layout samplers (the Flow samplers) are listed, so the sweep covers them
+            shutil.copytree(k_diffusion, os.path.join(target, "repositories", "k-diffusion"),
+                            ignore=shutil.ignore_patterns(".git", "__pycache__"))
         _copy.append(target)
     return _copy[0]
+
+
+def k_diffusion_checkout():
+    """crowsonkb/k-diffusion at the commit reForge pins (ab527a9, the one A1111 1.10 pins too), or None."""
+    candidates = [os.environ.get("K_DIFFUSION_DIR")]
+    for a1111 in (os.environ.get("A1111_DIR"), os.path.join(os.path.dirname(os.environ.get("REFORGE_DIR", "")), "A1111")):
+        if a1111:
+            candidates.append(os.path.join(a1111, "repositories", "k-diffusion"))
+    return next((c for c in candidates if c and os.path.isfile(os.path.join(c, "k_diffusion", "sampling.py"))), None)
 
 
 SUITES = ("practical", "samplers", "schedulers", "img2img", "lifecycle", "eps_control", "process_images")

@@ -85,10 +85,23 @@ def measure_unrefused(backend, sd_model, sampler_name, scheduler="Automatic", st
 
 
 # ------------------------------------------------------------------ suites
+def register_flow_samplers():
+    """What the extension's script does at load where the webui has A1111's k-diffusion layout (reForge
+    with its repositories/k-diffusion): list the Flow samplers and the Flow shift schedule type."""
+    try:
+        from webui_extension import a1111
+    except ImportError as error:        # no repositories/k-diffusion: the script lists nothing either
+        return f"not listed: {error}"
+    a1111.register_samplers()
+    a1111.register_schedulers()
+    return None
+
+
 def suite_samplers():
     from model_sampling_flow.settings import FlowSettings
     from modules import sd_samplers
     backend = load_backend()
+    flow_samplers_unlisted = register_flow_samplers()
     _, unet, sd_model = analytic_model()
     backend.apply(sd_model, FlowSettings(shift=3.0))
     rows = {}
@@ -101,7 +114,8 @@ def suite_samplers():
         if refusal is not None:
             row["unrefused"] = measure_unrefused(backend, sd_model, data.name)
         rows[data.name] = row
-    return {"steps": STEPS, "samplers": rows, "listed": [s.name for s in sd_samplers.visible_samplers()]}
+    return {"steps": STEPS, "samplers": rows, "listed": [s.name for s in sd_samplers.visible_samplers()],
+            "flow_samplers_unlisted": flow_samplers_unlisted}
 
 
 def suite_eps_control():
