@@ -20,7 +20,9 @@ from a1111_host import host_paths, make_host_copy, run_suite  # noqa: E402
 MEAN, STD = 0.5, 0.3
 MEAN_TOLERANCE, STD_TOLERANCE = 0.01, 0.02
 
-REFUSED_SAMPLERS = ("DDIM", "DDIM CFG++", "PLMS", "UniPC", "LCM")
+REFUSED_SAMPLERS = ("LCM",)
+# A1111's timestep samplers: they see the VE view as an eps model through alphas_cumprod / apply_model
+TIMESTEP_SAMPLERS = ("DDIM", "DDIM CFG++", "PLMS", "UniPC")
 REFUSED_SCHEDULERS = ("Align Your Steps", "Beta")
 # Listed samplers that are not expected to sample the model's distribution at 256 steps, and why.
 EXCLUDED_SAMPLERS = {}
@@ -29,7 +31,8 @@ EXCLUDED_SAMPLERS = {}
 # which suites each test reads (only the suites the selected tests need are run)
 SUITES_OF = {"test_every_listed_sampler": ["samplers"], "test_every_schedule_type": ["schedulers"],
              "test_img2img": ["img2img"], "test_off_is_bit_identical": ["lifecycle", "baseline"],
-             "test_extension_loads": ["load"], "test_install_hook": ["load"], "test_registration": ["load"]}
+             "test_extension_loads": ["load"], "test_install_hook": ["load"], "test_registration": ["load"],
+             "test_timestep_samplers": ["timesteps"], "test_timestep_samplers_off": ["timesteps", "baseline"]}
 
 
 def suites_for(items):
@@ -49,7 +52,7 @@ class Host:
         self.webui = make_host_copy(a1111_dir, os.path.join(base, "webui"), with_extension=True)
         self.plain = make_host_copy(a1111_dir, os.path.join(base, "webui-plain"), with_extension=False)
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=3)
-        order = ["samplers", "schedulers", "lifecycle", "baseline", "img2img", "load"]   # longest first
+        order = ["samplers", "schedulers", "lifecycle", "baseline", "img2img", "timesteps", "load"]  # longest first
         self.futures = {suite: self.pool.submit(run_suite, self.plain if suite == "baseline" else self.webui,
                                                 python, suite, base)
                         for suite in order if suite in suites}
@@ -108,12 +111,13 @@ def test_every_listed_sampler_samples_the_flow_distribution_or_is_refused(host):
     for name, result in results.items():
         sampler = name.split(" | ")[0]
         if sampler in REFUSED_SAMPLERS:
-            assert result["error"] and "Flow sampling is on" in result["error"] and "alphas_cumprod" in result["error"], \
+            assert result["error"] and "Flow sampling is on" in result["error"] and "LCM" in result["error"], \
                 describe(name, result)
             continue
         if sampler in EXCLUDED_SAMPLERS:
             continue
-        assert result["denoisers"] == ["FlowDenoiser"], describe(name, result)
+        expected = "CompVisTimestepsDenoiser" if sampler in TIMESTEP_SAMPLERS else "FlowDenoiser"
+        assert result["denoisers"] == [expected], describe(name, result)
         if result["error"] or not within(result):
             wrong.append(describe(name, result))
     assert wrong == []
@@ -130,6 +134,32 @@ def test_every_schedule_type_works_or_is_refused(host):
         if result["error"] or not within(result):
             wrong.append(describe(name, result))
     assert wrong == []
+
+
+def test_timestep_samplers_reach_the_distribution_and_the_ode_endpoint(host):
+    """DDIM, DDIM CFG++, PLMS, UniPC: within the bar at 256 steps; at 20 and 28 steps at least as
+    close to the exact ODE endpoint of the webui's own noise as k-diffusion Euler at the same steps."""
+    results = host.results("timesteps")
+    for sampler in TIMESTEP_SAMPLERS:
+        at_256 = results[f"{sampler} | 256"]
+        assert at_256["error"] is None and at_256["denoisers"] == ["CompVisTimestepsDenoiser"], at_256
+        assert within(at_256), describe(sampler, at_256)
+        assert at_256["endpoint_rms"] < 0.01, (sampler, at_256["endpoint_rms"])
+        for steps in (20, 28):
+            result, euler = results[f"{sampler} | {steps}"], results[f"Euler | {steps}"]
+            assert result["error"] is None, result
+            assert result["endpoint_rms"] <= euler["endpoint_rms"], (sampler, steps, result, euler)
+    for name, result in results.items():
+        if name.startswith("img2img"):
+            assert result["error"] is None and within(result), describe(name, result)
+    assert "LCM" in results["lcm"] and results["lcm"].startswith("FlowSamplingError: Flow sampling is on")
+
+
+def test_timestep_samplers_off_restore_the_tables_and_sample_as_the_plain_webui(host):
+    results, plain = host.results("timesteps"), host.results("baseline")
+    assert all(results["tables_while_on"].values()) and all(results["tables_restored"].values())
+    assert results["off_ddim"]["passes"][0]["sha256"] == plain["off_ddim"]["passes"][0]["sha256"]
+    assert "Flow" not in results["off_ddim"]["infotext"]
 
 
 # ---- 3. img2img, inpaint, hires fix ----------------------------------------------------------
