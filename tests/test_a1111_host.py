@@ -32,7 +32,8 @@ EXCLUDED_SAMPLERS = {}
 SUITES_OF = {"test_every_listed_sampler": ["samplers"], "test_every_schedule_type": ["schedulers"],
              "test_img2img": ["img2img"], "test_off_is_bit_identical": ["lifecycle", "baseline"],
              "test_extension_loads": ["load"], "test_install_hook": ["load"], "test_registration": ["load"],
-             "test_timestep_samplers": ["timesteps"], "test_timestep_samplers_off": ["timesteps", "baseline"]}
+             "test_timestep_samplers_off": ["timesteps", "baseline"], "test_timestep_samplers": ["timesteps"],
+             "test_off_removes": ["lifecycle", "baseline"]}
 
 
 def suites_for(items):
@@ -250,3 +251,29 @@ def test_xyz_axes_apply(host):
     assert "Flow shift: 6, Flow mapping: floor_1000" in life["xyz_run"]["infotext"]
     assert life["xyz_run"]["denoisers"] == ["FlowDenoiser"]
     assert life["final_patch"] == []        # the last generation had flow off
+
+
+def test_xyz_values_are_checked_when_the_grid_is_built(host):
+    confirm = host.results("lifecycle")["xyz_confirm"]
+    assert confirm.pop("[Flow] Flow shift [2.0, 6.0]") is None
+    for case, error in confirm.items():
+        assert error and error.startswith(f"XYZ plot axis '{case.split(' [')[0]}'"), (case, error)
+        assert ("Flow shift" in error) or ("Flow mapping" in error), error
+
+
+def test_off_removes_the_patch_whatever_else_the_arguments_hold(host):
+    life, plain = host.results("lifecycle"), host.results("baseline")
+    for case in ("off_invalid_shift", "off_xyz_nan"):
+        assert life[case]["error"] is None and life[case]["patched"] == [], case
+        assert life[case]["passes"][0]["sha256"] == plain["off"]["passes"][0]["sha256"], case
+        assert "Flow" not in life[case]["infotext"], case
+
+
+def test_an_invalid_value_is_one_message_and_flow_is_off_for_that_generation(host):
+    life = host.results("lifecycle")
+    r = life["on_invalid_shift"]
+    assert r["error"] is None and r["patched"] == [] and "Flow shift" not in r["infotext"]
+    assert "Flow sampling not applied: Flow shift must be finite, got nan" in r["comments"]
+    pasted = dict(life["pasted_bad_shift"])
+    assert pasted["Flow sampling"] == "On" and pasted["Flow timestep mapping"] == "floor_999"
+    assert [label for label, value in life["pasted_bad_shift"] if value is None] == ["Flow shift"]

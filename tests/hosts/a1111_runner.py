@@ -512,6 +512,29 @@ def suite_lifecycle(run):
     r = run.txt2img(flow={"mode": "Off"}, overrides={"mode": "On", "shift": 6.0, "timestep_mapping": "floor_1000"},
                     **case)
     out["xyz_run"] = {"infotext": r["infotext"], "denoisers": r["denoisers"]}
+    # XYZ values are checked when the grid is built (AxisOption.confirm), before any cell generates
+    out["xyz_confirm"] = {}
+    for label, values in (("[Flow] Flow shift", [3.0, float("nan")]), ("[Flow] Flow shift", [-3.0]),
+                          ("[Flow] Flow shift", [1e30]), ("[Flow] Flow mapping", ["continuous", "floor"]),
+                          ("[Flow] Flow shift", [2.0, 6.0])):
+        try:
+            axes[label].confirm(processing.StableDiffusionProcessingTxt2Img(), values)
+            out["xyz_confirm"][f"{label} {values}"] = None
+        except ValueError as error:
+            out["xyz_confirm"][f"{label} {values}"] = str(error)
+    # Off with an invalid shift (API ["Off", 0], an XYZ cell) still removes the patch
+    run.txt2img(flow={"mode": "On"}, **case)
+    out["off_invalid_shift"] = run.txt2img(flow={"mode": "Off", "shift": 0}, **case)
+    run.txt2img(flow={"mode": "On"}, **case)
+    out["off_xyz_nan"] = run.txt2img(flow={"mode": "On"}, overrides={"mode": "Off", "shift": float("nan")}, **case)
+    # On with an invalid value: one message naming it, flow off for that generation
+    run.txt2img(flow={"mode": "On"}, **case)
+    out["on_invalid_shift"] = run.txt2img(flow={"mode": "On", "shift": float("nan")}, **case)
+    # a pasted infotext with one bad field: the others still apply
+    bad = infotext_utils.parse_generation_parameters(
+        "a flow\nSteps: 12, Sampler: Euler, Flow sampling: on, Flow shift: -3, Flow mapping: floor_999")
+    out["pasted_bad_shift"] = [[component.label, key(bad) if callable(key) else bad.get(key)]
+                               for component, key in script.infotext_fields]
     # a second processing object made in postprocess, without our script (ADetailer's way)
     out["second_pass_on"] = run.txt2img(flow={"mode": "On"}, sampler="Euler", steps=256, seed=8, batch=4, size=256,
                                         second_pass={"strength": 0.5, "steps": 256})
