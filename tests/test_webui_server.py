@@ -49,12 +49,17 @@ def served(request, tmp_path_factory):
         first = observe(server.start())
         saved = server.post("/sdapi/v1/options", CHANGED_OPTIONS)
         after_post = server.get("/sdapi/v1/options")
+        try:
+            reloaded = observe(server.reload_ui())
+        except (AssertionError, OSError, StopIteration) as error:
+            reloaded = {"error": f"{type(error).__name__}: {error}"}
         server.stop()
         ui_config_after_first = server.ui_config()
         second = observe(server.start())
     finally:
         server.stop()
-    return {"kind": request.param, "first": first, "second": second, "saved": saved, "after_post": after_post,
+    return {"kind": request.param, "first": first, "reloaded": reloaded, "second": second, "saved": saved,
+            "after_post": after_post,
             "ui_config": ui_config_after_first, "log": server.log()}
 
 
@@ -133,6 +138,13 @@ def test_a_changed_settings_default_reaches_the_accordion_after_a_restart(served
     # the first launch wrote ui-config.json without freezing the accordion's values into it
     frozen = [key for key in served["ui_config"] if "flow_sampling" in key and key.endswith("/value")]
     assert served["ui_config"] and frozen == [], frozen
+
+
+@pytest.mark.parametrize("tab", ["txt2img", "img2img"])
+def test_a_changed_settings_default_reaches_the_accordion_after_reload_ui(served, tab):
+    reloaded = served["reloaded"]
+    assert "error" not in reloaded, reloaded.get("error")
+    assert shown(accordion(reloaded["config"], tab)) == CHANGED
 
 
 def test_the_server_log_has_no_error_mentioning_the_extension(served):

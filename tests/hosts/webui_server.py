@@ -74,6 +74,8 @@ class WebuiServer:
             for name in files:
                 os.chmod(os.path.join(path, name), 0o644)
         shutil.copytree(ROOT, os.path.join(self.dir, "extensions", EXTENSION_NAME), ignore=IGNORED)
+        # launch.py would clone the UI's static assets here; the server only needs the folder
+        os.makedirs(os.path.join(self.dir, "repositories", "stable-diffusion-webui-assets"), exist_ok=True)
         self.process = None
         self.port = None
         self.logs = []
@@ -110,6 +112,31 @@ class WebuiServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=30)
+
+    def reload_ui(self, timeout=START_TIMEOUT):
+        """Settings -> "Reload UI", as the button does it (its Gradio event), then wait for the new UI.
+
+        webui.py then closes the UI, reloads the scripts and builds the UI again in the same process.
+        """
+        config = self.get("/config")
+        button = next(c["id"] for c in config["components"]
+                      if c.get("props", {}).get("elem_id") == "settings_restart_gradio")
+        fn_index = next(index for index, dependency in enumerate(config["dependencies"])
+                        if button in [t[0] if isinstance(t, (list, tuple)) else t for t in dependency["targets"]])
+        self.post("/run/predict", {"fn_index": fn_index, "data": [], "session_hash": "flowservertest"})
+        deadline = time.monotonic() + timeout
+        went_down = False
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"{self.kind} server exited during Reload UI:\n{self.log()[-6000:]}")
+            try:
+                self.get("/sdapi/v1/options", timeout=5)
+                if went_down:
+                    return self
+            except (OSError, urllib.error.URLError):
+                went_down = True
+            time.sleep(0.5)
+        raise AssertionError(f"{self.kind} server did not come back from Reload UI:\n{self.log()[-6000:]}")
 
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"
