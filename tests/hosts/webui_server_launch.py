@@ -45,6 +45,9 @@ def install_stand_ins(kind, host_dir):
                 reforge_host._STAND_IN_ROOTS.add("torchvision")
         else:
             reforge_host.install_stand_ins(host_dir)
+            # webui initialisation (not the sampling path the other tier drives) walks MiDaS's paths
+            import ldm.modules.midas.api as midas_api
+            midas_api.ISL_PATHS = {}
     sys.path.remove(HERE)
 
 
