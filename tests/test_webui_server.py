@@ -113,11 +113,18 @@ def test_sampler_and_schedule_lists(served):
 def test_scripts_and_options(served):
     scripts = served["first"]["scripts"]
     assert "flow sampling" in scripts["txt2img"] and "flow sampling" in scripts["img2img"]
+    defaults = {"flow_sampling_mode": "Off", "flow_sampling_shift": 3.0,
+                "flow_sampling_timestep_mapping": "continuous", "flow_sampling_resolution_shift": False}
     options = served["first"]["options"]
-    assert {k: options.get(k) for k in CHANGED_OPTIONS} == {
-        "flow_sampling_mode": "Off", "flow_sampling_shift": 3.0, "flow_sampling_timestep_mapping": "continuous",
-        "flow_sampling_resolution_shift": False}
-    assert {k: served["after_post"].get(k) for k in CHANGED_OPTIONS} == CHANGED_OPTIONS
+    # A1111 and reForge report every registered option. Forge's GET answers through an options
+    # model built before extensions add theirs, so it leaves them out; its POST sets them (the
+    # restart and reload tests below read them back through the accordion)
+    reported = {k: options[k] for k in defaults if k in options}
+    assert reported == {k: defaults[k] for k in reported}
+    after_post = {k: served["after_post"][k] for k in CHANGED_OPTIONS if k in served["after_post"]}
+    assert after_post == {k: CHANGED_OPTIONS[k] for k in after_post}
+    if served["kind"] != "forge":
+        assert reported == defaults and after_post == CHANGED_OPTIONS
 
 
 def test_the_settings_section_carries_help_text(served):

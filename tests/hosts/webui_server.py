@@ -76,9 +76,25 @@ class WebuiServer:
         shutil.copytree(ROOT, os.path.join(self.dir, "extensions", EXTENSION_NAME), ignore=IGNORED)
         # launch.py would clone the UI's static assets here; the server only needs the folder
         os.makedirs(os.path.join(self.dir, "repositories", "stable-diffusion-webui-assets"), exist_ok=True)
+        if kind == "reforge":
+            self._add_stability_repositories()
         self.process = None
         self.port = None
         self.logs = []
+
+    def _add_stability_repositories(self):
+        """What reForge's launch.py clones into repositories/, from the A1111 snapshot: generative-models
+        (`sgm`, 45c443b3) and k-diffusion (ab527a9a) at reForge's own pins, and Stability's
+        stablediffusion (`ldm`) at cf1d67a6 (reForge pins f16630a9 of a fork; the server only imports
+        it). The server then imports the real packages, as a user's reForge does."""
+        candidates = [os.environ.get("A1111_DIR"), os.path.join(os.path.dirname(host_paths("reforge")[0]), "A1111")]
+        for a1111 in filter(None, candidates):
+            source = os.path.join(a1111, "repositories")
+            if os.path.isfile(os.path.join(source, "stable-diffusion-stability-ai", "ldm", "util.py")):
+                for name in ("stable-diffusion-stability-ai", "generative-models", "k-diffusion"):
+                    shutil.copytree(os.path.join(source, name), os.path.join(self.dir, "repositories", name),
+                                    dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+                return
 
     def start(self):
         self.port = free_port()
@@ -91,17 +107,30 @@ class WebuiServer:
         with open(log_path, "w") as log:
             self.process = subprocess.Popen([self.python, LAUNCHER, self.kind, self.dir, "--"] + args,
                                             cwd=self.dir, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT
+        self.wait_until_started(1, START_TIMEOUT)
+        return self
+
+    def started_count(self):
+        """How often the current log says the UI is up. webui.py prints "Startup time" after the
+        API and the app_started callbacks; a request before that would make the web app build its
+        middleware early, and the webui's own API setup then fails (a race no user meets)."""
+        with open(self.logs[-1], errors="replace") as handle:
+            return handle.read().count("Startup time:")
+
+    def wait_until_started(self, count, timeout):
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"{self.kind} server exited with {self.process.returncode}:\n{self.log()[-6000:]}")
-            try:
-                self.get("/sdapi/v1/options", timeout=5)
-                return self
-            except (OSError, urllib.error.URLError):
-                time.sleep(2)
+            if self.started_count() >= count:
+                try:
+                    self.get("/sdapi/v1/options", timeout=30)
+                    return
+                except (OSError, urllib.error.URLError):
+                    pass
+            time.sleep(1)
         self.stop()
-        raise AssertionError(f"{self.kind} server did not answer within {START_TIMEOUT} s:\n{self.log()[-6000:]}")
+        raise AssertionError(f"{self.kind} server did not start within {timeout} s:\n{self.log()[-6000:]}")
 
     def stop(self):
         if self.process is None or self.process.poll() is not None:
@@ -123,20 +152,10 @@ class WebuiServer:
                       if c.get("props", {}).get("elem_id") == "settings_restart_gradio")
         fn_index = next(index for index, dependency in enumerate(config["dependencies"])
                         if button in [t[0] if isinstance(t, (list, tuple)) else t for t in dependency["targets"]])
+        started = self.started_count()
         self.post("/run/predict", {"fn_index": fn_index, "data": [], "session_hash": "flowservertest"})
-        deadline = time.monotonic() + timeout
-        went_down = False
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"{self.kind} server exited during Reload UI:\n{self.log()[-6000:]}")
-            try:
-                self.get("/sdapi/v1/options", timeout=5)
-                if went_down:
-                    return self
-            except (OSError, urllib.error.URLError):
-                went_down = True
-            time.sleep(0.5)
-        raise AssertionError(f"{self.kind} server did not come back from Reload UI:\n{self.log()[-6000:]}")
+        self.wait_until_started(started + 1, timeout)
+        return self
 
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"

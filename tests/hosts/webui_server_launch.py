@@ -34,20 +34,21 @@ def install_stand_ins(kind, host_dir):
         sys.meta_path.insert(0, a1111_runner._Finder())
     else:
         import reforge_host
-        if kind == "forge":     # Forge needs only torchvision (k_diffusion/utils.py imports it)
+        real_ldm = os.path.join(host_dir, "repositories", "stable-diffusion-stability-ai", "ldm", "util.py")
+        if kind == "forge" or os.path.isfile(real_ldm):
+            # Forge, and reForge with Stability's repositories in place: only packages without a
+            # loadable CPU wheel are stood in for (k_diffusion/utils.py imports torchvision)
             reforge_host._STAND_IN_ROOTS.clear()
             sys.meta_path.insert(0, reforge_host._StandInFinder())
-            try:
-                import torchvision  # noqa: F401
-            except Exception:
-                for key in [k for k in sys.modules if k.split(".")[0] == "torchvision"]:
-                    del sys.modules[key]
-                reforge_host._STAND_IN_ROOTS.add("torchvision")
+            for root in ("torchvision", "timm"):
+                try:
+                    __import__(root)
+                except Exception:
+                    for key in [k for k in sys.modules if k.split(".")[0] == root]:
+                        del sys.modules[key]
+                    reforge_host._STAND_IN_ROOTS.add(root)
         else:
             reforge_host.install_stand_ins(host_dir)
-            # webui initialisation (not the sampling path the other tier drives) walks MiDaS's paths
-            import ldm.modules.midas.api as midas_api
-            midas_api.ISL_PATHS = {}
     sys.path.remove(HERE)
 
 
