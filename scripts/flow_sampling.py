@@ -127,9 +127,9 @@ class FlowSamplingScript(scripts.Script):
             values = control.apply_overrides(values, getattr(p, control.OVERRIDES_ATTR, None))
             decision = control.decide(values["mode"], values["shift"], values["timestep_mapping"],
                                       values["resolution_shift"], values["view"], loaded_checkpoint_path(sd_model))
-        except ValueError as error:
-            # an invalid value from the API, XYZ or a script: one message, and flow is off for this
-            # generation (the infotext then carries no flow keys, which is what was sampled)
+        except (ValueError, OSError) as error:
+            # an invalid value from the API, XYZ or a script, or an unreadable marker in Auto: one
+            # message, and flow is off for this generation (its infotext carries no flow keys)
             if backend is not None:
                 backend.remove(sd_model)
             report(p, f"Flow sampling not applied: {error}")
