@@ -33,12 +33,16 @@ host_dir() {
 venv_for() {
     local venv="$1" installer="$2" arguments="$3"; shift 3
     local stamp="$venv/.flow-env-ok" file stale=0
-    [ -f "$stamp" ] || stale=1
-    for file in "$installer" "$@"; do [ "$file" -nt "$stamp" ] && stale=1; done
-    if [ "$stale" = 1 ]; then
-        # shellcheck disable=SC2086
-        bash "$installer" "$venv" $arguments >&2 && touch "$stamp"
-    fi
+    mkdir -p "$(dirname "$venv")"
+    (   # two tiers may need the same venv (a webui's tier and the server tier): one builds it
+        flock 9
+        [ -f "$stamp" ] || stale=1
+        for file in "$installer" "$@"; do [ "$file" -nt "$stamp" ] && stale=1; done
+        if [ "$stale" = 1 ]; then
+            # shellcheck disable=SC2086
+            bash "$installer" "$venv" $arguments >&2 && touch "$stamp"
+        fi
+    ) 9>"$venv.lock"
     echo "$venv/bin/python"
 }
 
@@ -72,6 +76,21 @@ tier_a1111() { tier_webui a1111 A1111 A1111_DIR A1111_PYTHON "$ROOT/tests/hosts/
 tier_reforge() { tier_webui reforge reForge REFORGE_DIR REFORGE_PYTHON "$ROOT/tests/hosts/reforge_venv.sh" "$@"; }
 tier_forge() { tier_webui forge Forge FORGE_DIR FORGE_PYTHON "$ROOT/tests/hosts/forge_venv.sh" "$@"; }
 
+webui_host_env() {   # host folder, DIR variable, PYTHON variable, venv name, installer: export both if found
+    local dir; dir="$(host_dir "$2" "$1")"
+    if [ -n "$dir" ]; then
+        export "$2=$dir"
+        [ -z "${!3:-}" ] && export "$3=$(venv_for "$HOST_VENVS/.venv-$4" "$5" "")"
+    fi
+    return 0
+}
+tier_webui_server() {   # every webui's real server (launch.py), checked over HTTP
+    webui_host_env A1111 A1111_DIR A1111_PYTHON a1111 "$ROOT/tests/hosts/a1111_venv.sh"
+    webui_host_env reForge REFORGE_DIR REFORGE_PYTHON reforge "$ROOT/tests/hosts/reforge_venv.sh"
+    webui_host_env Forge FORGE_DIR FORGE_PYTHON forge "$ROOT/tests/hosts/forge_venv.sh"
+    "$VENV/bin/python" -m pytest -m webui_server "$@"
+}
+
 # in start order: quick feedback first, then the longest host tiers; a new tier is one line here
 # (its marker registered in pyproject.toml and mapped in tests/conftest.py)
 TIERS=(
@@ -79,6 +98,7 @@ TIERS=(
     "a1111 tier_a1111"
     "reforge tier_reforge"
     "forge tier_forge"
+    "webui-server tier_webui_server"
     "comfyui tier_comfyui"
     "comfyui-latest tier_comfyui_latest"
 )
@@ -102,7 +122,7 @@ run_tier() {   # name function: runs in the background, writes LOGS/name.{log,st
 }
 
 export -f host_dir venv_for tier_host_free tier_comfyui_with tier_comfyui tier_comfyui_latest tier_webui \
-    tier_a1111 tier_reforge tier_forge
+    tier_a1111 tier_reforge tier_forge webui_host_env tier_webui_server
 export ROOT VENV HOSTS HOST_VENVS
 echo "test tiers, logs in $LOGS (FLOW_JOBS=${FLOW_JOBS:-all})"
 names=()

@@ -15,16 +15,24 @@ view is chosen per sampling pass (`before_sampling`, webui_extension.sampler_vie
 A pass without our script (another extension's processing object) keeps the VE view with the VE
 table.
 
+DDIM, DDIM CFG++, PLMS and UniPC never ask for `create_denoiser`: they step through
+`sd_model.alphas_cumprod` and call `sd_model.apply_model(x, t)` expecting noise prediction. While
+flow is on the model presents the same VE view to them as an eps model: `alphas_cumprod` (and
+`alphas_cumprod_original`, which A1111 copies back before every batch) is the DDPM table of the VE
+table, and `apply_model` called from outside `FlowDenoiser` reads (x, t) as the DDPM state at
+`alphas_cumprod[t]`, runs the network on the flow state of that noise level and answers its noise.
+
 What cannot be right is refused while flow is on, with a message the webui shows:
-  * DDIM, DDIM CFG++, PLMS, UniPC and LCM never ask for `create_denoiser`: they call
-    `sd_model.apply_model` with eps-table timesteps. While flow is on, `apply_model` is guarded:
-    only calls made from inside `FlowDenoiser` go through.
+  * LCM (a sampler for consistency-distilled models), and any other sampler that reaches
+    `apply_model` through a denoiser other than ours or A1111's timestep denoiser (a
+    v-prediction wrapper would convert our noise again).
   * Align Your Steps (fixed SDXL sigmas 14.6 .. 0.03) and the "use old karras scheduler sigmas"
     option (0.1 .. 10): checked on the first denoiser call, when the processing object is known
     (an on_cfg_denoiser callback records it).
 
-The patch is three instance attributes on the model (`create_denoiser`, `apply_model`, the state);
-`remove` puts back exactly what was there. Nothing global in A1111 is changed by `apply`; the
+The patch is three instance attributes on the model (`create_denoiser`, `apply_model`, the state)
+and the model's `alphas_cumprod` / `alphas_cumprod_original`; `remove` puts back exactly what was
+there (the very objects). Nothing global in A1111 is changed by `apply`; the
 samplers and the "Flow shift" scheduler are registered once, at script load, and do nothing unless
 chosen (and refuse with a message when chosen with flow off).
 
@@ -37,9 +45,10 @@ import threading
 import k_diffusion.external
 import torch
 
-from model_sampling_flow import registry, ve_bridge
+from model_sampling_flow import registry, ve_bridge, views
 from model_sampling_flow import schedulers as flow_schedulers
 from model_sampling_flow.model_sampling import FlowModelSampling
+from model_sampling_flow.schedule import TIMESTEP_MAPPINGS
 from model_sampling_flow.settings import FlowSettings
 
 from . import sampler_views
@@ -47,12 +56,15 @@ from .backend import Backend, FlowSamplingError, flow_model_sampling, latent_sha
 
 STATE_ATTR = "flow_sampling_state"
 PATCHED_ATTRS = ("create_denoiser", "apply_model", STATE_ATTR)
+# the DDPM tables the timestep samplers read; buffers on SD1 models, plain attributes on SDXL
+PATCHED_TABLES = ("alphas_cumprod", "alphas_cumprod_original")
 
 TIMESTEP_SAMPLERS_MESSAGE = (
-    "Flow sampling is on for this checkpoint, and this sampler (DDIM, DDIM CFG++, PLMS, UniPC or LCM) "
-    "steps through the eps-prediction noise table (alphas_cumprod) instead of the model's denoiser, so it "
-    "cannot sample a rectified-flow model. Choose a k-diffusion sampler (Euler, Euler a, DPM++ 2M, ...) or "
-    "a Flow sampler, or turn Flow sampling off.")
+    "Flow sampling is on for this checkpoint, and this sampler (LCM, or a sampler that calls the model "
+    "through a denoiser this extension does not know) does not sample through the model's denoiser or "
+    "A1111's timestep denoiser (DDIM, PLMS, UniPC), so it cannot sample a rectified-flow model. LCM is "
+    "for consistency-distilled models. Choose a k-diffusion sampler (Euler, Euler a, DPM++ 2M, ...), "
+    "DDIM, PLMS, UniPC or a Flow sampler, or turn Flow sampling off.")
 REFUSED_SCHEDULERS = {
     "Align Your Steps": "uses fixed noise levels tuned for eps-prediction SDXL (14.6 .. 0.03); a flow "
                         "model's noise levels are flow sigmas 0 .. 1",
@@ -79,6 +91,7 @@ class FlowState:
         self.checkpoint = checkpoint
         self.saved = saved              # {attribute: value} of instance attributes we replaced
         self.latent_shape = None        # last latent shape seen (resolution-dependent shift)
+        self.saved_tables = {}          # {table name: the object the model had} (PATCHED_TABLES)
 
     def model_sampling(self, view="ve"):
         shape = self.latent_shape
@@ -131,13 +144,38 @@ class FlowDenoiser(k_diffusion.external.DiscreteSchedule):
         return sampling.calculate_denoised(sigma, velocity, input)
 
 
-def _guard_apply_model(original):
-    def apply_model(*args, **kwargs):
+_calling = threading.local()    # .refusal: set per CFG denoiser call by observe_cfg_denoiser
+
+
+def _eps_apply_model(sd_model, original, state):
+    """`apply_model` while flow is on: our denoiser's calls go through; others see an eps model.
+
+    Outside FlowDenoiser, `apply_model(x, t, ...)` is a timestep sampler's call: x is the DDPM state
+    at alpha_bar = alphas_cumprod[t] (log-linear between entries for UniPC's fractional t). The
+    network runs on the flow state of that noise level (views.flow_from_vp) at the trainer's
+    timestep, and its velocity is answered as noise (views.eps_from_velocity).
+    """
+    def apply_model(x, t, *args, **kwargs):
         if getattr(_inside_denoiser, "depth", 0) > 0:
-            return original(*args, **kwargs)
-        raise FlowSamplingError(TIMESTEP_SAMPLERS_MESSAGE)
+            return original(x, t, *args, **kwargs)
+        refused = getattr(_calling, "refusal", None)
+        if refused:
+            raise FlowSamplingError(refused)
+        alpha_bar = views.alpha_bar_at(sd_model.alphas_cumprod, t).to(x.device)
+        x_flow, sigma = views.flow_from_vp(x, alpha_bar)
+        timestep = TIMESTEP_MAPPINGS[state.settings.timestep_mapping](sigma)
+        velocity = original(x_flow, timestep.to(x.dtype), *args, **kwargs)
+        return views.eps_from_velocity(x_flow, sigma.to(x.dtype), velocity)
     apply_model.flow_sampling_guard = True
     return apply_model
+
+
+def _set_tables(sd_model, state):
+    """The timestep samplers' DDPM table: the VE table of this pass's model sampling."""
+    sigmas = state.model_sampling().sigmas.double()
+    for name, saved in state.saved_tables.items():
+        device = getattr(saved, "device", torch.device("cpu"))
+        setattr(sd_model, name, views.alphas_cumprod_from_ve(sigmas).float().to(device))
 
 
 def resolved_scheduler_label(p):
@@ -171,11 +209,24 @@ def refusal(p):
 
 
 def observe_cfg_denoiser(params):
-    """on_cfg_denoiser callback: tell our denoiser which processing object it serves (checks only)."""
+    """on_cfg_denoiser callback: tell our denoiser which processing object it serves (checks only),
+    and tell the eps presentation of `apply_model` whether this CFG denoiser's wrapper may use it.
+
+    Runs before every CFG denoiser's model calls; exceptions here are swallowed by the webui, so the
+    refusal is raised by `apply_model` when the refused wrapper calls it.
+    """
     cfg_denoiser = getattr(params, "denoiser", None)
     wrapped = getattr(cfg_denoiser, "model_wrap", None)
+    _calling.refusal = None
     if isinstance(wrapped, FlowDenoiser):
         wrapped.processing = cfg_denoiser.p
+        return
+    try:
+        from modules import sd_samplers_timesteps
+    except ImportError:
+        return
+    if type(wrapped) is not sd_samplers_timesteps.CompVisTimestepsDenoiser:
+        _calling.refusal = TIMESTEP_SAMPLERS_MESSAGE
 
 
 class A1111Backend(Backend):
@@ -214,7 +265,9 @@ class A1111Backend(Backend):
         if state is None:
             saved = {name: sd_model.__dict__[name] for name in PATCHED_ATTRS if name in sd_model.__dict__}
             state = FlowState(settings, checkpoint_identity(sd_model), saved)
-            guard = _guard_apply_model(sd_model.apply_model)
+            state.saved_tables = {name: getattr(sd_model, name) for name in PATCHED_TABLES
+                                  if getattr(sd_model, name, None) is not None}
+            guard = _eps_apply_model(sd_model, sd_model.apply_model, state)
 
             def create_denoiser():
                 return FlowDenoiser(sd_model, state.model_sampling())
@@ -224,6 +277,8 @@ class A1111Backend(Backend):
             setattr(sd_model, STATE_ATTR, state)
         state.settings = settings
         state.checkpoint = checkpoint_identity(sd_model)
+        _set_tables(sd_model, state)
+        _calling.refusal = None     # a refusal belongs to the CFG denoiser call that set it
 
     def remove(self, sd_model):
         if sd_model is None:
@@ -236,6 +291,8 @@ class A1111Backend(Backend):
                 setattr(sd_model, name, state.saved[name])
             elif name in sd_model.__dict__:
                 delattr(sd_model, name)
+        for name, table in state.saved_tables.items():
+            setattr(sd_model, name, table)
 
     def active(self, sd_model):
         state = None if sd_model is None else sd_model.__dict__.get(STATE_ATTR)
@@ -246,13 +303,15 @@ class A1111Backend(Backend):
 
     def before_sampling(self, p):
         """Per pass: the sampler's view (flow for deterministic samplers on txt2img, else VE with the
-        schedule computed over the flow range), the resolution-dependent shift, Brownian noise inside
-        its interval."""
-        state = self.state(getattr(p, "sd_model", None))
+        schedule computed over the flow range), the resolution-dependent shift (and with it the
+        timestep samplers' DDPM table), Brownian noise inside its interval."""
+        sd_model = getattr(p, "sd_model", None)
+        state = self.state(sd_model)
         if state is None:
             return
         if state.settings.shift_mode == "resolution":
             state.latent_shape = latent_shape_for(p, state.settings.vae_factor)
+            _set_tables(sd_model, state)
         sampler = getattr(p, "sampler", None)
         wrapped = getattr(getattr(sampler, "model_wrap_cfg", None), "model_wrap", None)
         if not isinstance(wrapped, FlowDenoiser):
@@ -397,8 +456,10 @@ def sampler_refusal(sampler_name):
     config = sd_samplers.find_sampler_config(sampler_name)
     if config is None:
         return None
+    from modules import sd_samplers_timesteps
     flow_labels = {entry.label for entry in registry.SAMPLERS}
-    if config in sd_samplers_kdiffusion.samplers_data_k_diffusion or config.name in flow_labels:
+    if config in sd_samplers_kdiffusion.samplers_data_k_diffusion or config.name in flow_labels \
+            or config in sd_samplers_timesteps.samplers_data_timesteps:
         return None
     return TIMESTEP_SAMPLERS_MESSAGE
 

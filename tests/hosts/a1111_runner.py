@@ -114,6 +114,8 @@ def make_model(checkpoint_path):
             self.conditioner.embedders = torch.nn.ModuleList()    # read by the Lora extension on model load
             self.alphas_cumprod = torch.asarray(discretizer.LegacyDDPMDiscretization().alphas_cumprod,
                                                 dtype=torch.float32)
+            # as sd_models.load_model_weights sets it (--no-half); copied back before every batch
+            self.alphas_cumprod_original = self.alphas_cumprod
             self.first_stage_model = torch.nn.Identity()
             self.first_stage_model.dtype = torch.float32
             self.cond_stage_model_empty_prompt = None
@@ -357,6 +359,47 @@ def suite_schedulers(run):
             for s in sd_schedulers.schedulers for sampler in ("Euler", "DPM++ 2M SDE")}
 
 
+TIMESTEP_SAMPLERS = ("DDIM", "DDIM CFG++", "PLMS", "UniPC")
+
+
+def suite_timesteps(run):
+    """A1111's timestep samplers on the exact field at 256, 28 and 20 steps (Euler alongside), their
+    distance to the exact ODE endpoint of the webui's own initial noise, img2img, and Off after On."""
+    import torch
+    from modules import rng
+    from model_sampling_flow.oracles import gaussian_field
+    field = gaussian_field(MEAN, STD)
+    original = {name: getattr(run.model, name) for name in ("alphas_cumprod", "alphas_cumprod_original")}
+    out = {}
+    seed = 11
+    noise = rng.ImageRNG((4, 32, 32), [seed, seed + 1]).next().double()
+    endpoint = field.endpoint(noise)
+    for steps in (256, 28, 20):
+        for sampler in TIMESTEP_SAMPLERS + ("Euler",):
+            r = run.txt2img(sampler=sampler, steps=steps, seed=seed, batch=2, size=256, flow={"mode": "On", "shift": 3.0})
+            entry = {k: r[k] for k in ("error", "seconds", "denoisers", "max_timestep")}
+            if r["passes"]:
+                final = torch.cat(run.model.decoded).double() if run.model.decoded else None
+                entry.update(mean=r["passes"][0]["mean"], std=r["passes"][0]["std"])
+                if final is not None:
+                    entry["endpoint_rms"] = float((final - endpoint).pow(2).mean().sqrt())
+                    entry["endpoint_max"] = float((final - endpoint).abs().max())
+            out[f"{sampler} | {steps}"] = entry
+    for sampler in ("DDIM", "UniPC"):
+        for strength in (0.3, 0.5, 0.75):
+            r = run.img2img(sampler=sampler, steps=256, strength=strength, seed=5, batch=4, flow={"mode": "On"})
+            out[f"img2img {sampler} | {strength}"] = {k: r[k] for k in ("error", "denoisers")}
+            if r["passes"]:
+                out[f"img2img {sampler} | {strength}"].update(mean=r["passes"][-1]["mean"], std=r["passes"][-1]["std"])
+    # on -> off restores the very tables; off samples as the plain webui (suite_baseline's "off_ddim")
+    out["tables_while_on"] = {name: getattr(run.model, name) is not table for name, table in original.items()}
+    out["off_ddim"] = run.txt2img(flow={"mode": "Off"}, sampler="DDIM", steps=12, seed=3, batch=1, size=64)
+    out["tables_restored"] = {name: getattr(run.model, name) is table for name, table in original.items()}
+    # LCM stays refused: a sampler for consistency-distilled models
+    out["lcm"] = run.txt2img(flow={"mode": "On"}, sampler="LCM", steps=6, seed=3, batch=1, size=64)["error"]
+    return out
+
+
 def suite_img2img(run):
     steps = int(os.environ.get("FLOW_IMG2IMG_STEPS", "256"))
     samplers = ["Euler", "Euler a", "DPM++ 2M", "DPM++ 2M SDE", "Flow Euler", "Flow SDE"]
@@ -399,8 +442,7 @@ def suite_lifecycle(run):
     out["auto_rf"] = run.txt2img(flow={"mode": "Auto"}, **case)
     # refused samplers and schedulers while flow is on
     out["refused"] = {}
-    for sampler, scheduler in (("DDIM", "Automatic"), ("PLMS", "Automatic"), ("UniPC", "Automatic"),
-                               ("LCM", "Automatic"), ("DDIM CFG++", "Automatic"), ("Euler", "Align Your Steps")):
+    for sampler, scheduler in (("LCM", "Automatic"), ("Euler", "Align Your Steps"))):
         r = run.txt2img(flow={"mode": "On"}, sampler=sampler, scheduler=scheduler, steps=6, seed=3, batch=1, size=64)
         out["refused"][f"{sampler} | {scheduler}"] = r["error"]
     # flow samplers / scheduler with flow off
@@ -431,6 +473,29 @@ def suite_lifecycle(run):
     r = run.txt2img(flow={"mode": "Off"}, overrides={"mode": "On", "shift": 6.0, "timestep_mapping": "floor_1000"},
                     **case)
     out["xyz_run"] = {"infotext": r["infotext"], "denoisers": r["denoisers"]}
+    # XYZ values are checked when the grid is built (AxisOption.confirm), before any cell generates
+    out["xyz_confirm"] = {}
+    for label, values in (("[Flow] Flow shift", [3.0, float("nan")]), ("[Flow] Flow shift", [-3.0]),
+                          ("[Flow] Flow shift", [1e30]), ("[Flow] Flow mapping", ["continuous", "floor"]),
+                          ("[Flow] Flow shift", [2.0, 6.0])):
+        try:
+            axes[label].confirm(processing.StableDiffusionProcessingTxt2Img(), values)
+            out["xyz_confirm"][f"{label} {values}"] = None
+        except ValueError as error:
+            out["xyz_confirm"][f"{label} {values}"] = str(error)
+    # Off with an invalid shift (API ["Off", 0], an XYZ cell) still removes the patch
+    run.txt2img(flow={"mode": "On"}, **case)
+    out["off_invalid_shift"] = run.txt2img(flow={"mode": "Off", "shift": 0}, **case)
+    run.txt2img(flow={"mode": "On"}, **case)
+    out["off_xyz_nan"] = run.txt2img(flow={"mode": "On"}, overrides={"mode": "Off", "shift": float("nan")}, **case)
+    # On with an invalid value: one message naming it, flow off for that generation
+    run.txt2img(flow={"mode": "On"}, **case)
+    out["on_invalid_shift"] = run.txt2img(flow={"mode": "On", "shift": float("nan")}, **case)
+    # a pasted infotext with one bad field: the others still apply
+    bad = infotext_utils.parse_generation_parameters(
+        "a flow\nSteps: 12, Sampler: Euler, Flow sampling: on, Flow shift: -3, Flow mapping: floor_999")
+    out["pasted_bad_shift"] = [[component.label, key(bad) if callable(key) else bad.get(key)]
+                               for component, key in script.infotext_fields]
     # a second processing object made in postprocess, without our script (ADetailer's way)
     out["second_pass_on"] = run.txt2img(flow={"mode": "On"}, sampler="Euler", steps=256, seed=8, batch=4, size=256,
                                         second_pass={"strength": 0.5, "steps": 256})
@@ -594,6 +659,7 @@ def suite_baseline(run):
     """The lifecycle cases that must match a webui without the extension."""
     case = dict(sampler="DPM++ 2M SDE", steps=12, seed=3, batch=1, size=64)
     return {"off": run.txt2img(flow=None, **case),
+            "off_ddim": run.txt2img(flow=None, sampler="DDIM", steps=12, seed=3, batch=1, size=64),
             "off_img2img": run.img2img(flow=None, sampler="Euler", steps=12, seed=3, batch=1, size=64),
             "second_pass_off": run.txt2img(flow=None, sampler="Euler", steps=12, seed=8, batch=1, size=64,
                                            second_pass={"strength": 0.5, "steps": 12}),
