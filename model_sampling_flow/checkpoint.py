@@ -296,12 +296,14 @@ def _architecture(tensors):
 
 
 def _kind(components, metadata):
-    if "lora" in components or "ss_network_module" in metadata:
+    if "lora" in components:
         return "lora"
     if "controlnet" in components:
         return "controlnet"
-    if "unet" in components:
+    if "unet" in components:      # a LoRA merged into a checkpoint may keep the LoRA's ss_network_module
         return "checkpoint" if components & {"clip_l", "clip_g", "vae"} else "unet"
+    if "ss_network_module" in metadata:
+        return "lora"
     if components == {"vae"}:
         return "vae"
     if components and components <= {"clip_l", "clip_g"}:

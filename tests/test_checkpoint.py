@@ -593,3 +593,9 @@ def test_a_deep_sidecar_or_scheduler_config_prints_in_text_and_json(tmp_path, ca
         assert main(args) == 0
         assert "shift must be a number, got a JSON array" in capsys.readouterr().out
     assert main(["mark", str(root)]) == 1 and "--force" in capsys.readouterr().err
+
+
+def test_a_checkpoint_with_a_merged_loras_metadata_is_still_a_checkpoint(tmp_path):
+    path = save(tmp_path / "merged-RF.safetensors", sdxl_state_dict(), {"ss_network_module": "networks.lora"})
+    report = inspect_checkpoint(path)
+    assert report.facts.kind == "checkpoint" and report.verdict.is_rf and report.verdict.source == "hint"
