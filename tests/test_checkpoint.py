@@ -599,3 +599,10 @@ def test_a_checkpoint_with_a_merged_loras_metadata_is_still_a_checkpoint(tmp_pat
     path = save(tmp_path / "merged-RF.safetensors", sdxl_state_dict(), {"ss_network_module": "networks.lora"})
     report = inspect_checkpoint(path)
     assert report.facts.kind == "checkpoint" and report.verdict.is_rf and report.verdict.source == "hint"
+
+
+def test_a_diffusers_folder_name_is_a_hint_for_the_folder_and_its_unet_file(tmp_path):
+    root = diffusers_folder(tmp_path / "NoobAI-Flux2VAE-RectifiedFlow", {"_class_name": "EulerDiscreteScheduler"})
+    for path in (root, root / "unet" / "diffusion_pytorch_model.safetensors"):
+        verdict = inspect_checkpoint(path).verdict
+        assert verdict.is_rf and verdict.source == "hint" and "folder name" in verdict.reason
