@@ -5,6 +5,7 @@ loaded checkpoint into a `Decision`; the script then applies or removes the back
 """
 from typing import NamedTuple, Optional
 
+from model_sampling_flow.checkpoint import inspect_cached as _inspect_cached
 from model_sampling_flow.schedule import DEFAULT_SHIFT, DEFAULT_TIMESTEP_MAPPING, TIMESTEP_MAPPINGS
 from model_sampling_flow.settings import INFOTEXT_KEYS, FlowSettings
 
@@ -12,8 +13,6 @@ MODES = ("Off", "Auto", "On")
 VIEW_CHOICES = ("ve", "flow")
 # processing-object attribute the XYZ plot axes write; the script reads it before its own arguments
 OVERRIDES_ATTR = "flow_sampling_overrides"
-
-from model_sampling_flow.checkpoint import inspect_cached as _inspect_cached
 
 
 def _auto_verdict(path):
@@ -23,7 +22,7 @@ def _auto_verdict(path):
         return False, "the loaded model has no checkpoint file", {}
     try:
         verdict = _inspect_cached(path).verdict
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, TypeError) as error:
         return False, f"not inspected: {error}", {}
     return verdict.is_rf, verdict.reason, (dict(verdict.marker) if verdict.is_rf else {})
 
