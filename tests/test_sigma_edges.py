@@ -160,7 +160,7 @@ def test_brownian_noise_sampler_gets_sigmas_inside_its_interval():
     tree: wrapped, torchsde prints no warning and the samples are bit-identical."""
     pytest.importorskip("torchsde")
     try:
-        from a1111_standins import import_k_diffusion
+        from flow_test_support.standins import import_k_diffusion
         import_k_diffusion()
         from k_diffusion import sampling as ks
     except ImportError as error:
