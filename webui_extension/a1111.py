@@ -248,15 +248,9 @@ class A1111Backend(Backend):
         return None
 
 
-# ---- samplers from the core's table, run on the VE sigmas and x A1111 hands a k-diffusion sampler ----
-
-def flow_denoiser_of(model):
-    """The FlowDenoiser behind the callable A1111 passes to a sampler function, or None."""
-    if isinstance(model, FlowDenoiser):
-        return model
-    wrapped = getattr(model, "model_wrap", None)
-    return wrapped if isinstance(wrapped, FlowDenoiser) else None
-
+# ---- samplers from the core's table, run on the VE sigmas and x a webui hands a k-diffusion sampler ----
+# (registered wherever the webui has A1111's k-diffusion layout: A1111, reForge with its
+# repositories/k-diffusion, Forge; they find the flow model through the backend contract)
 
 def make_webui_sampler(entry):
     """A k-diffusion-signature function over VE sigmas that runs `entry.function` in flow coordinates.
