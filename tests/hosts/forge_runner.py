@@ -132,6 +132,14 @@ def add_capture(session):
             return scripts.AlwaysVisible
 
         def process_before_every_sampling(self, p, *args, **kwargs):
+            if getattr(p, "is_hr_pass", False):
+                # txt2img returns the decoded hires images: keep the hires pass's latent for the checks
+                sample_img2img = p.sampler.sample_img2img
+
+                def keep(*a, **k):
+                    p.flow_test_hr_latent = sample_img2img(*a, **k)
+                    return p.flow_test_hr_latent
+                p.sampler.sample_img2img = keep
             latent = getattr(p, "flow_test_init_latent", None)
             if latent is not None and getattr(p, "init_latent", None) is not None and not getattr(p, "is_hr_pass", False):
                 p.init_latent = latent.to(p.init_latent)
@@ -315,11 +323,12 @@ def suite_process_images():
     run(session.txt2img("Euler a", steps=12, size=128))
     other = host.build_exact_flow_sdxl(FORGE, DATA, DATA_MEAN, DATA_STD, name="other-rf-sdxl", seed=3)
     host.make_loaded(other)
-    out["after_checkpoint_change_first_restored"] = kmodel.predictor is eps_predictor and \
-        ForgeBackend().active(sd_model) is None
     latent, _ = run(session.txt2img("Euler", steps=STEPS))
     out["second_checkpoint_flow"] = stats(latent)
     out["second_checkpoint_predictor"] = type(other.forge_objects.unet.model.predictor).__name__
+    # the new checkpoint's first flow generation restores the previous model
+    out["first_restored_after_new_checkpoint_generates"] = kmodel.predictor is eps_predictor and \
+        ForgeBackend().active(sd_model) is None
     script_callbacks.model_loaded_callback(other)
     out["second_checkpoint_restored"] = not isinstance(other.forge_objects.unet.model.predictor, ForgeFlowPredictor)
     host.make_loaded(sd_model)
@@ -380,10 +389,13 @@ def suite_process_images():
     # 3. hires fix (latent upscale: the second pass is sample_img2img on the upscaled first pass)
     out["hires"] = {}
     for strength in (0.3, 0.5, 0.75):
-        result, error, infotext, _ = attempt(session.txt2img(
-            "Euler a", size=SIZE // 2, enable_hr=True, hr_scale=2, hr_upscaler="Latent (nearest)",
-            denoising_strength=strength, hr_second_pass_steps=STEPS, hr_additional_modules=["Use same choices"]))
-        out["hires"][str(strength)] = {"stats": result, "error": error}
+        p = session.txt2img("Euler a", size=SIZE // 2, enable_hr=True, hr_scale=2, hr_upscaler="Latent (nearest)",
+                            denoising_strength=strength, hr_second_pass_steps=STEPS,
+                            hr_additional_modules=["Use same choices"])
+        result, error, infotext, _ = attempt(p)
+        latent = getattr(p, "flow_test_hr_latent", None)
+        out["hires"][str(strength)] = {"stats": None if latent is None else stats(latent), "error": error,
+                                       "shape": None if latent is None else list(latent.shape)}
 
     # 4. img2img and inpaint
     out["img2img"], out["inpaint"] = {}, {}
