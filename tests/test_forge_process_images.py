@@ -58,6 +58,8 @@ def test_hires_img2img_inpaint_and_a_second_processing_object():
     pi = _pi()
     assert set(pi["hires"]) == set(pi["inpaint"]) == {"0.3", "0.5", "0.75"}
     _assert_all_within(pi["hires"])
+    # 256 px first pass upscaled x2 in latent space: the hires pass sampled the 64 x 64 latent of 512 px
+    assert all(row["shape"][-2:] == [64, 64] for row in pi["hires"].values()), pi["hires"]
     _assert_all_within(pi["img2img"])
     _assert_all_within(pi["inpaint"])
     second = pi["second_pass"]
@@ -83,7 +85,7 @@ def test_refused_schedule_type_stops_with_its_message():
 def test_exception_and_checkpoint_change_restore_the_model():
     pi = _pi()
     assert pi["exception_propagated"] is True
-    assert pi["after_checkpoint_change_first_restored"] is True
+    assert pi["first_restored_after_new_checkpoint_generates"] is True
     assert pi["second_checkpoint_predictor"] == "ForgeFlowPredictor"
     assert harness.within(pi["second_checkpoint_flow"]), pi["second_checkpoint_flow"]
     assert pi["second_checkpoint_restored"] is True

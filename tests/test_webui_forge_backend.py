@@ -1,6 +1,7 @@
 """The Forge backend and the backend contract without a webui: a Forge-like stub must not be taken by any
 backend (no webui mechanism behind it), the reason is reported, and Forge's predictor keeps the core's
 VE view with Forge's own conventions (sigma(0) is the smallest table sigma, retargeting is in place)."""
+import sys
 import types
 
 import pytest
@@ -84,3 +85,42 @@ def test_the_flow_samplers_find_flow_through_the_contract():
 def test_apply_rejects_bad_settings():
     with pytest.raises(ValueError, match="settings"):
         ForgeBackend().apply(forge_like_stub(), {"shift": 3})
+
+
+def _fake_webui_options(monkeypatch, **options):
+    """A stand-in `modules.shared.opts` (the webui's settings) for the refusal checks."""
+    modules = types.ModuleType("modules")
+    shared = types.ModuleType("modules.shared")
+    shared.opts = types.SimpleNamespace(**options)
+    modules.shared = shared
+    monkeypatch.setitem(sys.modules, "modules", modules)
+    monkeypatch.setitem(sys.modules, "modules.shared", shared)
+
+
+def _processing(**values):
+    fields = dict(sampler_name="Euler", scheduler="Automatic", cfg_scale=7.0, enable_hr=False, sd_model=None)
+    fields.update(values)
+    return types.SimpleNamespace(**fields)
+
+
+def test_refusals_name_the_sampler_schedule_or_setting(monkeypatch):
+    from webui_extension.forge import OLD_KARRAS_MESSAGE
+    _fake_webui_options(monkeypatch, use_old_karras_scheduler_sigmas=False)
+    backend = ForgeBackend()
+    assert backend.refusal(_processing()) is None
+    assert "'LCM'" in backend.refusal(_processing(sampler_name="LCM"))
+    assert "'Beta'" in backend.refusal(_processing(scheduler="Beta"))
+    assert "'DDIM CFG++'" in backend.refusal(_processing(sampler_name="DDIM CFG++", cfg_scale=1.0))
+    assert backend.refusal(_processing(sampler_name="DDIM CFG++", cfg_scale=2.0)) is None
+    hires = _processing(enable_hr=True, hr_sampler_name="DPM adaptive", hr_scheduler="Use same scheduler")
+    assert "'DPM adaptive'" in backend.refusal(hires)
+    _fake_webui_options(monkeypatch, use_old_karras_scheduler_sigmas=True)
+    assert backend.refusal(_processing()) == OLD_KARRAS_MESSAGE
+
+
+def test_zero_terminal_snr_is_a_conflict(monkeypatch):
+    from webui_extension.forge import ZTSNR_MESSAGE
+    _fake_webui_options(monkeypatch, sd_noise_schedule="Zero Terminal SNR")
+    assert ForgeBackend().conflict(_processing(sd_model=forge_like_stub())) == ZTSNR_MESSAGE
+    _fake_webui_options(monkeypatch, sd_noise_schedule="Default")
+    assert ForgeBackend().conflict(_processing(sd_model=forge_like_stub())) is None

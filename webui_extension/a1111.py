@@ -337,7 +337,9 @@ def pass_view(p):
     return sampler_views.view_for_sampler(label, img2img=img2img)
 
 
-# ---- samplers from the core's table, run on the sigmas and x A1111 hands a k-diffusion sampler ----
+# ---- samplers from the core's table, run on the sigmas and x a webui hands a k-diffusion sampler ----
+# (registered wherever the webui has A1111's k-diffusion layout: A1111, reForge with its
+# repositories/k-diffusion, Forge; they find the flow model through the backend contract)
 
 def make_webui_sampler(entry):
     """A k-diffusion-signature function over VE sigmas that runs `entry.function` in flow coordinates.

@@ -132,6 +132,14 @@ def add_capture(session):
             return scripts.AlwaysVisible
 
         def process_before_every_sampling(self, p, *args, **kwargs):
+            if getattr(p, "is_hr_pass", False):
+                # txt2img returns the decoded hires images: keep the hires pass's latent for the checks
+                sample_img2img = p.sampler.sample_img2img
+
+                def keep(*a, **k):
+                    p.flow_test_hr_latent = sample_img2img(*a, **k)
+                    return p.flow_test_hr_latent
+                p.sampler.sample_img2img = keep
             latent = getattr(p, "flow_test_init_latent", None)
             if latent is not None and getattr(p, "init_latent", None) is not None and not getattr(p, "is_hr_pass", False):
                 p.init_latent = latent.to(p.init_latent)
@@ -168,6 +176,9 @@ def setup(name="exact-rf-sdxl"):
     session = Session()
     sd_model = host.build_exact_flow_sdxl(FORGE, DATA, DATA_MEAN, DATA_STD, name=name)
     host.make_loaded(sd_model)
+    from modules import shared
+    # what a checkpoint load leaves in the settings (infotext parsing compares against it)
+    shared.opts.data["sd_model_checkpoint"] = sd_model.sd_checkpoint_info.title
     add_capture(session)
     return session, sd_model
 
@@ -238,12 +249,16 @@ def suite_schedulers():
     return {"steps": STEPS, "rows": rows, "listed": [s.label for s in sd_schedulers.schedulers]}
 
 
+OUT = {}       # what a suite measured so far (written even when a later step fails)
+
+
 def suite_process_images():
     import torch
     from PIL import Image
     session, sd_model = setup()
     from modules import infotext_utils, script_callbacks, shared
-    out = {"extension_loaded": session.flow_t2i is not None}
+    out = OUT
+    out["extension_loaded"] = session.flow_t2i is not None
     kmodel = sd_model.forge_objects.unet.model
     network = kmodel.diffusion_model
     eps_predictor = kmodel.predictor
@@ -268,47 +283,6 @@ def suite_process_images():
     out["predictor_while_on"] = type(kmodel.predictor).__name__
     reference_runs("off_after_on")
     out["predictor_restored"] = kmodel.predictor is eps_predictor
-
-    # 2. txt2img, the Flow samplers and the Flow shift schedule type
-    out["txt2img"] = {}
-    for sampler, scheduler in (("Euler", "Automatic"), ("Euler a", "Automatic"), ("DPM++ 2M", "Karras"),
-                               ("DDIM", "Automatic"), ("UniPC", "Automatic"), ("Flow Euler", "Automatic"),
-                               ("Flow Euler a", "Automatic"), ("Flow Heun", "Automatic"), ("Flow SDE", "Automatic"),
-                               ("Flow Multistep", "Automatic"), ("Euler", "Flow shift")):
-        result, error, infotext, comments = attempt(session.txt2img(sampler, scheduler))
-        out["txt2img"][f"{sampler} | {scheduler}"] = {"stats": result, "error": error, "infotext": infotext}
-    result, error, _, _ = attempt(session.txt2img("Flow Euler", flow=OFF, steps=8, size=128))
-    out["flow_sampler_with_flow_off"] = error
-
-    # 3. hires fix (latent upscale: the second pass is sample_img2img on the upscaled first pass)
-    out["hires"] = {}
-    for strength in (0.3, 0.5, 0.75):
-        result, error, infotext, _ = attempt(session.txt2img(
-            "Euler a", size=SIZE // 2, enable_hr=True, hr_scale=2, hr_upscaler="Latent (nearest)",
-            denoising_strength=strength, hr_second_pass_steps=STEPS, hr_additional_modules=["Use same choices"]))
-        out["hires"][str(strength)] = {"stats": result, "error": error}
-
-    # 4. img2img and inpaint
-    out["img2img"], out["inpaint"] = {}, {}
-    for strength in (0.3, 0.5, 0.75):
-        for sampler in ("Euler a", "DPM++ 2M SDE", "DDIM", "Flow Euler"):
-            result, error, _, _ = attempt(session.img2img(strength, sampler))
-            out["img2img"][f"{sampler} | {strength}"] = {"stats": result, "error": error}
-        mask = Image.new("L", (SIZE, SIZE), 0)
-        mask.paste(255, (SIZE // 2, 0, SIZE, SIZE))           # repaint the right half
-        try:
-            latent, _ = run(session.img2img(strength, "Euler a", mask=mask))
-            out["inpaint"][str(strength)] = {"stats": stats(latent[..., SIZE // 16 + 2:]), "error": None}
-        except Exception as error:
-            out["inpaint"][str(strength)] = {"stats": None, "error": f"{type(error).__name__}: {error}"}
-
-    # 5. a second processing object started by another extension in postprocess (ADetailer's way)
-    session.capture.second = (0.5, "Euler a")
-    session.capture.second_results.clear()
-    attempt(session.txt2img("Euler a"))
-    session.capture.second = None
-    second = session.capture.second_results[-1] if session.capture.second_results else (None, None)
-    out["second_pass"] = {"stats": second[0], "infotext": second[1]}
 
     # 6. infotext and the XYZ axes
     latent_on, result = run(session.txt2img("Euler a", steps=24, size=128))
@@ -349,11 +323,12 @@ def suite_process_images():
     run(session.txt2img("Euler a", steps=12, size=128))
     other = host.build_exact_flow_sdxl(FORGE, DATA, DATA_MEAN, DATA_STD, name="other-rf-sdxl", seed=3)
     host.make_loaded(other)
-    out["after_checkpoint_change_first_restored"] = kmodel.predictor is eps_predictor and \
-        ForgeBackend().active(sd_model) is None
     latent, _ = run(session.txt2img("Euler", steps=STEPS))
     out["second_checkpoint_flow"] = stats(latent)
     out["second_checkpoint_predictor"] = type(other.forge_objects.unet.model.predictor).__name__
+    # the new checkpoint's first flow generation restores the previous model
+    out["first_restored_after_new_checkpoint_generates"] = kmodel.predictor is eps_predictor and \
+        ForgeBackend().active(sd_model) is None
     script_callbacks.model_loaded_callback(other)
     out["second_checkpoint_restored"] = not isinstance(other.forge_objects.unet.model.predictor, ForgeFlowPredictor)
     host.make_loaded(sd_model)
@@ -400,6 +375,50 @@ def suite_process_images():
                               "infotext": result.infotexts[0], "predictor_kept": kmodel.predictor is native}
     finally:
         kmodel.predictor = eps_predictor
+    # 2. txt2img, the Flow samplers and the Flow shift schedule type
+    out["txt2img"] = {}
+    for sampler, scheduler in (("Euler", "Automatic"), ("Euler a", "Automatic"), ("DPM++ 2M", "Karras"),
+                               ("DDIM", "Automatic"), ("UniPC", "Automatic"), ("Flow Euler", "Automatic"),
+                               ("Flow Euler a", "Automatic"), ("Flow Heun", "Automatic"), ("Flow SDE", "Automatic"),
+                               ("Flow Multistep", "Automatic"), ("Euler", "Flow shift")):
+        result, error, infotext, comments = attempt(session.txt2img(sampler, scheduler))
+        out["txt2img"][f"{sampler} | {scheduler}"] = {"stats": result, "error": error, "infotext": infotext}
+    result, error, _, _ = attempt(session.txt2img("Flow Euler", flow=OFF, steps=8, size=128))
+    out["flow_sampler_with_flow_off"] = error
+
+    # 3. hires fix (latent upscale: the second pass is sample_img2img on the upscaled first pass)
+    out["hires"] = {}
+    for strength in (0.3, 0.5, 0.75):
+        p = session.txt2img("Euler a", size=SIZE // 2, enable_hr=True, hr_scale=2, hr_upscaler="Latent (nearest)",
+                            denoising_strength=strength, hr_second_pass_steps=STEPS,
+                            hr_additional_modules=["Use same choices"])
+        result, error, infotext, _ = attempt(p)
+        latent = getattr(p, "flow_test_hr_latent", None)
+        out["hires"][str(strength)] = {"stats": None if latent is None else stats(latent), "error": error,
+                                       "shape": None if latent is None else list(latent.shape)}
+
+    # 4. img2img and inpaint
+    out["img2img"], out["inpaint"] = {}, {}
+    for strength in (0.3, 0.5, 0.75):
+        for sampler in ("Euler a", "DPM++ 2M SDE", "DDIM", "Flow Euler"):
+            result, error, _, _ = attempt(session.img2img(strength, sampler))
+            out["img2img"][f"{sampler} | {strength}"] = {"stats": result, "error": error}
+        mask = Image.new("L", (SIZE, SIZE), 0)
+        mask.paste(255, (SIZE // 2, 0, SIZE, SIZE))           # repaint the right half
+        try:
+            latent, _ = run(session.img2img(strength, "Euler a", mask=mask))
+            out["inpaint"][str(strength)] = {"stats": stats(latent[..., SIZE // 16 + 2:]), "error": None}
+        except Exception as error:
+            out["inpaint"][str(strength)] = {"stats": None, "error": f"{type(error).__name__}: {error}"}
+
+    # 5. a second processing object started by another extension in postprocess (ADetailer's way)
+    session.capture.second = (0.5, "Euler a")
+    session.capture.second_results.clear()
+    attempt(session.txt2img("Euler a"))
+    session.capture.second = None
+    second = session.capture.second_results[-1] if session.capture.second_results else (None, None)
+    out["second_pass"] = {"stats": second[0], "infotext": second[1]}
+
     out["reported_errors"] = [m for m in host.REPORTED if "flow" in m.lower() or "Flow" in m]
     return out
 
@@ -414,6 +433,9 @@ if __name__ == "__main__":
         result = SUITES[suite]()
     except Exception:
         traceback.print_exc()
+        OUT["suite_error"] = traceback.format_exc()[-3000:]
+        with open(out_path, "w") as f:
+            json.dump(OUT, f, indent=1, default=str)
         raise
     result["seconds"] = round(time.time() - t0, 1)
     with open(out_path, "w") as f:
