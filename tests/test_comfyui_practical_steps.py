@@ -251,5 +251,8 @@ def test_category_follows_the_running_comfyui(package):
     node = package.NODE_CLASS_MAPPINGS["ModelSamplingFlowSDXL"]
     assert node.CATEGORY == model_sampling_sd3.CATEGORY
     assert "rectified flow" in node.SEARCH_ALIASES
+    import comfy_extras.nodes_custom_sampler as custom_sampler
+    assert package.NODE_CLASS_MAPPINGS["SamplerFlowEuler"].CATEGORY == custom_sampler.KSamplerSelect.CATEGORY
+    assert package.NODE_CLASS_MAPPINGS["FlowSchedulerSDXL"].CATEGORY == custom_sampler.BasicScheduler.CATEGORY
     display = package.NODE_DISPLAY_NAME_MAPPINGS["ModelSamplingFlowSDXL"]
     assert "Model Sampling" in display and "RF SDXL" in display
