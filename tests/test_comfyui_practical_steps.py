@@ -109,6 +109,9 @@ def test_other_models_keep_comfyuis_schedules_bit_for_bit(package):
     original = comfy.samplers.calculate_sigmas.__wrapped__
     base = support.analytic_sdxl(FIELD)
     flow_view = our_node(package).patch(base, 3.0, "continuous", "static", "flow")[0]
+    ve_view = our_node(package).patch(base, 3.0, "continuous", "static", "ve")[0]
+    key = package.comfy_nodes.sampler_views.WRAPPER_KEY
+    assert key in repr(ve_view.wrappers) and key not in repr(base.wrappers) + repr(flow_view.wrappers)
     for model in (base, ModelSamplingSD3().patch(base, 3.0)[0], flow_view):
         model_sampling = model.get_model_object("model_sampling")
         for scheduler in comfy.samplers.KSampler.SCHEDULERS:
