@@ -8,6 +8,7 @@ each within 0.01). Exact RF Gaussian N(0.5, 0.3^2) and two-component mixture, sh
 tests/test_comfyui_practical_steps.py asserts the bar).
 
     COMFYUI_DIR=/path/to/ComfyUI python benchmarks/bench_practical_steps_comfyui.py [--repo PATH] [--failures-only]
+    COMFYUI_DIR=/path/to/ComfyUI python benchmarks/bench_practical_steps_comfyui.py --align-your-steps
 
 --repo loads another checkout of this repository as the custom node (for a before/after figure).
 """
@@ -33,18 +34,54 @@ def comfyui_practical_steps(repo=None, fields=None, steps=None, on_row=None):
     return rows
 
 
+def align_your_steps_rows(steps=10):
+    """Fixed eps-SDXL sigmas (AlignYourStepsScheduler, SDXL) with our node in both views: mean, std, RMSE."""
+    import conftest
+    conftest.import_comfyui()
+    import comfy_practical_steps as practical
+    import comfy_support as support
+    import torch
+    from comfy_extras.nodes_align_your_steps import AlignYourStepsScheduler
+    package = support.load_repo_as_custom_node()
+    field = practical.FIELDS["gaussian"]
+    result = AlignYourStepsScheduler().get_sigmas("SDXL", steps, 1.0)
+    sigmas = result[0] if isinstance(result, tuple) else result.result[0]  # V1 tuple or V3 NodeOutput
+    noise = practical._noise(shape=(1, 4, 32, 32))
+    exact = field.endpoint(noise.double())
+    rows = []
+    for view in ("ve", "flow"):
+        model = package.NODE_CLASS_MAPPINGS["ModelSamplingFlowSDXL"]().patch(
+            support.analytic_sdxl(field), practical.SHIFT, "continuous", "static", view)[0]
+        for sampler in ("euler", "dpmpp_2m", "euler_ancestral"):
+            out = practical.run_with_sigmas(model, sampler, sigmas, noise).double() * 0.13025
+            rows.append((view, sampler, float(out.mean()), float(out.std()),
+                         float((out - exact).pow(2).mean().sqrt())))
+    return [float(s) for s in sigmas], rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", help="checkout of this repository to load as the custom node")
     parser.add_argument("--failures-only", action="store_true", help="print only rows that miss the bar")
     parser.add_argument("--field", action="append", choices=("gaussian", "mixture"))
     parser.add_argument("--steps", action="append", type=int)
+    parser.add_argument("--align-your-steps", action="store_true",
+                        help="print only AlignYourStepsScheduler (SDXL, 10 steps) in both views")
     args = parser.parse_args()
     if not os.environ.get("COMFYUI_DIR"):
         sys.exit("set COMFYUI_DIR to a ComfyUI checkout")
     import comfy_practical_steps as practical
     import torch
     torch.set_num_threads(1)
+    if args.align_your_steps:
+        sigmas, rows = align_your_steps_rows()
+        print("AlignYourStepsScheduler SDXL, 10 steps: sigmas " + ", ".join(f"{s:.3f}" for s in sigmas))
+        print("exact RF Gaussian N(0.5, 0.3^2), shift 3, latent 1x4x32x32, seed 1, SamplerCustom path\n")
+        print("| view | sampler | mean | std | RMSE to exact endpoint |")
+        print("|---|---|---|---|---|")
+        for view, sampler, mean, std, rmse in rows:
+            print(f"| {view} | {sampler} | {mean:.4f} | {std:.4f} | {rmse:.4f} |")
+        return
 
     print("| field | steps | sampler | scheduler | kind | ours | reference | bar |")
     print("|---|---|---|---|---|---|---|---|")

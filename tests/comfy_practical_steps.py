@@ -126,13 +126,14 @@ def compare(package, field_name, steps, samplers=None, schedulers=None, kinds=No
 
 
 def badness(row):
-    """How far a row is from its bar (> 0 fails): RMSE over the allowance, or the larger moment gap."""
+    """The share of its allowance a row uses (> 1 fails): the RMSE excess over the reference against
+    0.1 x reference + 1e-3, or the larger moment gap against 0.01."""
     if "refused" in row:
         return 0.0
     ours, reference = row["ours"], row["reference"]
     if row["kind"] == "deterministic":
-        return ours["rmse"] - (RMSE_RATIO * reference["rmse"] + RMSE_SLACK)
-    return max(abs(ours[k] - reference[k]) for k in ("mean", "std")) - MOMENT_TOLERANCE
+        return (ours["rmse"] - reference["rmse"]) / ((RMSE_RATIO - 1) * reference["rmse"] + RMSE_SLACK)
+    return max(abs(ours[k] - reference[k]) for k in ("mean", "std")) / MOMENT_TOLERANCE
 
 
 def format_row(row):

@@ -109,6 +109,9 @@ def test_other_models_keep_comfyuis_schedules_bit_for_bit(package):
     original = comfy.samplers.calculate_sigmas.__wrapped__
     base = support.analytic_sdxl(FIELD)
     flow_view = our_node(package).patch(base, 3.0, "continuous", "static", "flow")[0]
+    ve_view = our_node(package).patch(base, 3.0, "continuous", "static", "ve")[0]
+    key = package.comfy_nodes.sampler_views.WRAPPER_KEY
+    assert key in repr(ve_view.wrappers) and key not in repr(base.wrappers) + repr(flow_view.wrappers)
     for model in (base, ModelSamplingSD3().patch(base, 3.0)[0], flow_view):
         model_sampling = model.get_model_object("model_sampling")
         for scheduler in comfy.samplers.KSampler.SCHEDULERS:
@@ -152,7 +155,7 @@ def test_float32_table_ends_are_accepted_for_every_widget_shift(package):
         reference.set_parameters(shift=shift, multiplier=1000)
         if float(reference.sigmas.max()) > 1.0:
             over_one.append(shift)
-    assert 4.07 in over_one and len(over_one) >= 60
+    assert 4.07 in over_one and len(over_one) == 99  # docs/comfyui.md quotes both
     base = support.analytic_sdxl(FIELD)
     functions = {entry.name: package.comfy_nodes.registration.sampler_function(entry.name) for entry in registry.SAMPLERS}
     x = torch.randn(1, 4, 2, 2, generator=torch.Generator().manual_seed(0))
@@ -251,5 +254,8 @@ def test_category_follows_the_running_comfyui(package):
     node = package.NODE_CLASS_MAPPINGS["ModelSamplingFlowSDXL"]
     assert node.CATEGORY == model_sampling_sd3.CATEGORY
     assert "rectified flow" in node.SEARCH_ALIASES
+    import comfy_extras.nodes_custom_sampler as custom_sampler
+    assert package.NODE_CLASS_MAPPINGS["SamplerFlowEuler"].CATEGORY == custom_sampler.KSamplerSelect.CATEGORY
+    assert package.NODE_CLASS_MAPPINGS["FlowSchedulerSDXL"].CATEGORY == custom_sampler.BasicScheduler.CATEGORY
     display = package.NODE_DISPLAY_NAME_MAPPINGS["ModelSamplingFlowSDXL"]
     assert "Model Sampling" in display and "RF SDXL" in display
