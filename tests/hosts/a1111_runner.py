@@ -442,7 +442,7 @@ def suite_lifecycle(run):
     out["auto_rf"] = run.txt2img(flow={"mode": "Auto"}, **case)
     # refused samplers and schedulers while flow is on
     out["refused"] = {}
-    for sampler, scheduler in (("LCM", "Automatic"), ("Euler", "Align Your Steps"))):
+    for sampler, scheduler in (("LCM", "Automatic"), ("Euler", "Align Your Steps")):
         r = run.txt2img(flow={"mode": "On"}, sampler=sampler, scheduler=scheduler, steps=6, seed=3, batch=1, size=64)
         out["refused"][f"{sampler} | {scheduler}"] = r["error"]
     # flow samplers / scheduler with flow off
