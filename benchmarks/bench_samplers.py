@@ -359,10 +359,11 @@ def measure(args, say):
                 f"shift {', '.join(f'{x:g}' for x in args.shifts)}")
         else:
             peer_samplers = tuple(n for n in COMFY_ODE if n in comfy.samplers.KSampler.SAMPLERS)
-            peer_schedulers = {n: tuple(x for x in names if x not in RES4LYF_OWN_SCHEDULERS) for n in peer_samplers}
+            builtin = tuple(x for x in names if x not in RES4LYF_OWN_SCHEDULERS)
+            peer_schedulers = {n: builtin for n in peer_samplers}
             record["peer_sets"].append(
                 f"ComfyUI: {len(peer_samplers)} deterministic samplers ({', '.join(peer_samplers)}) x "
-                f"{len(peer_schedulers[peer_samplers[0]])} schedulers ({', '.join(peer_schedulers[peer_samplers[0]])}); "
+                f"{len(builtin)} schedulers ({', '.join(builtin)}); "
                 f"shift {', '.join(f'{x:g}' for x in args.shifts)}")
     noise = torch.randn(SHAPE, generator=torch.Generator().manual_seed(0)).double()
     for field_name in args.fields:
@@ -428,7 +429,8 @@ def report(records, say):
             rows = [r for r in summary if r[2] == nfe]
             worst = max(rows, key=lambda r: r[3])
             held = sum(r[3] <= TARGET_RATIO for r in rows)
-            say(f"  NFE {nfe:>2}: <= {TARGET_RATIO} in {held:>2} of {len(rows)}; median {sorted(r[3] for r in rows)[len(rows) // 2]:.2f}; "
+            median = sorted(r[3] for r in rows)[len(rows) // 2]
+            say(f"  NFE {nfe:>2}: <= {TARGET_RATIO} in {held:>2} of {len(rows)}; median {median:.2f}; "
                 f"worst {worst[3]:.2f} ({worst[0]}, shift {worst[1]:g})")
         say("best pair of ours (any of our samplers and schedulers) / best peer pair, worst case per NFE:")
         say("  " + "; ".join(f"NFE {nfe}: {max(r[4] for r in summary if r[2] == nfe):.2f}" for nfe in budgets))
