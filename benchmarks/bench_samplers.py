@@ -1,18 +1,21 @@
 """RMSE to the exact ODE endpoint against model calls (NFE): our sampler x scheduler pairs and the peers'.
 
-    python benchmarks/bench_samplers.py [--comfyui DIR] [--res4lyf DIR] [--text docs/bench.txt]
-                                        [--plot docs/bench.png] [--nfe 4 8 12 16 24 32]
+    python benchmarks/bench_samplers.py --comfyui DIR --json comfyui.json
+    python benchmarks/bench_samplers.py --comfyui DIR --res4lyf DIR --res4lyf-only --json res4lyf.json
+    python benchmarks/bench_samplers.py --combine comfyui.json res4lyf.json --text docs/bench.txt --plot docs/bench.png
+    python benchmarks/bench_samplers.py --stochastic --comfyui DIR --shifts 3    # sample distributions
 
 Fields (model_sampling_flow.oracles, exact denoiser and exact ODE endpoint): one Gaussian and
 three two-component Gaussian mixtures of different separations and weights; shifts 1, 3 and 6;
-latents 1x4x32x32 from one fixed seed. Every deterministic sampler is run with every scheduler
-and gets the largest step count whose model calls fit the NFE budget; per field, shift and NFE
-the best pair of ours is set against the best peer pair. Peers: ComfyUI's built-in samplers x
-built-in schedulers, run in-process through comfy.sample on a ComfyUI SDXL model whose UNet
-returns the field's exact velocity, patched by ModelSamplingSD3 (--comfyui or COMFYUI_DIR);
-with --res4lyf (or RES4LYF_DIR) also RES4LYF's deterministic samplers and schedulers, loaded as
-a custom node into a temporary copy of ComfyUI (nothing of it is kept). Ours run host-free on
-the same noise. Stochastic samplers aim at the distribution, not the endpoint, and are left out.
+latents 1x4x32x32 from one fixed seed; NFE 4, 8, 12, 16, 24, 32. Every deterministic sampler runs
+with every scheduler and gets the largest step count whose model calls fit the budget; per
+field, shift and NFE the best pair of ours is set against the best peer pair. Peers: ComfyUI's
+built-in samplers x built-in schedulers, run in-process through comfy.sample on a ComfyUI SDXL
+model whose UNet returns the field's exact velocity, patched by ModelSamplingSD3 (--comfyui or
+COMFYUI_DIR); with --res4lyf (or RES4LYF_DIR) RES4LYF's deterministic samplers and schedulers,
+loaded as a custom node into a temporary copy of ComfyUI that is deleted afterwards. Ours run
+host-free on the same noise. Stochastic samplers aim at the distribution, not the endpoint: the
+--stochastic mode compares the mean, std and mode weight of their samples instead.
 """
 import argparse
 import asyncio
@@ -356,10 +359,11 @@ def measure(args, say):
                 f"shift {', '.join(f'{x:g}' for x in args.shifts)}")
         else:
             peer_samplers = tuple(n for n in COMFY_ODE if n in comfy.samplers.KSampler.SAMPLERS)
-            peer_schedulers = {n: tuple(x for x in names if x not in RES4LYF_OWN_SCHEDULERS) for n in peer_samplers}
+            builtin = tuple(x for x in names if x not in RES4LYF_OWN_SCHEDULERS)
+            peer_schedulers = {n: builtin for n in peer_samplers}
             record["peer_sets"].append(
                 f"ComfyUI: {len(peer_samplers)} deterministic samplers ({', '.join(peer_samplers)}) x "
-                f"{len(peer_schedulers[peer_samplers[0]])} schedulers ({', '.join(peer_schedulers[peer_samplers[0]])}); "
+                f"{len(builtin)} schedulers ({', '.join(builtin)}); "
                 f"shift {', '.join(f'{x:g}' for x in args.shifts)}")
     noise = torch.randn(SHAPE, generator=torch.Generator().manual_seed(0)).double()
     for field_name in args.fields:
@@ -425,7 +429,8 @@ def report(records, say):
             rows = [r for r in summary if r[2] == nfe]
             worst = max(rows, key=lambda r: r[3])
             held = sum(r[3] <= TARGET_RATIO for r in rows)
-            say(f"  NFE {nfe:>2}: <= {TARGET_RATIO} in {held:>2} of {len(rows)}; median {sorted(r[3] for r in rows)[len(rows) // 2]:.2f}; "
+            median = sorted(r[3] for r in rows)[len(rows) // 2]
+            say(f"  NFE {nfe:>2}: <= {TARGET_RATIO} in {held:>2} of {len(rows)}; median {median:.2f}; "
                 f"worst {worst[3]:.2f} ({worst[0]}, shift {worst[1]:g})")
         say("best pair of ours (any of our samplers and schedulers) / best peer pair, worst case per NFE:")
         say("  " + "; ".join(f"NFE {nfe}: {max(r[4] for r in summary if r[2] == nfe):.2f}" for nfe in budgets))

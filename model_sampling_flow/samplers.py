@@ -251,11 +251,12 @@ def sample_flow_pc(model, x, sigmas, extra_args=None, callback=None, disable=Non
     that new velocity, and the corrected x carries on; the velocity itself is not re-evaluated
     (PEC, the pattern of UniPC's corrector), so the corrector costs no model call and raises the
     order by one; the warm-up (its first velocities are taken at Euler- and trapezoid-accurate
-    states) caps the observed global order near 3 (tests/test_samplers_low_nfe.py). The last step, to sigma = 0, is a predictor step (v is undefined at sigma = 0).
+    states) caps the observed global order near 3 (tests/test_samplers_low_nfe.py). The last
+    step, to sigma = 0, is a predictor step (v is undefined at sigma = 0). A repeated sigma is
+    skipped without a model call.
 
-    order=None picks the order from the number of steps: 4 below 12 steps, 5 from 12 on (on the
-    oracle fields a 5th-order predictor gains little over 4th at 8 steps and 2x at 32; see
-    docs/bench.txt). The first steps use the history there is (order 1, 2, ...). Pair it with
+    order=None picks the order from the number of steps: 4 below 12 steps, 5 from 12 on (a
+    choice made on the oracle fields). The first steps use the history there is. Pair it with
     the `flow_pc` schedule (sigma = t^1.6 on a uniform t grid). Exact at both ends: it starts
     from x at sigmas[0] and its last step lands on sigmas[-1] (the data when that is 0).
     x: [batch, ...]; sigmas: flow sigmas, descending, in [0, 1]. Raises ValueError for an order
@@ -267,20 +268,23 @@ def sample_flow_pc(model, x, sigmas, extra_args=None, callback=None, disable=Non
     _check_pc_order(order)
     extra_args = {} if extra_args is None else extra_args
     flow = _flows(sigmas)
-    history, previous, first = [], None, (x, flow[0])
+    history, previous, first, evaluated = [], None, (x, flow[0]), 0
     for i in _steps(steps, disable, "flow pc"):
         sigma, sigma_next = flow[i], flow[i + 1]
+        if sigma_next == sigma:
+            continue
         denoised = model(x, _sigma_batch(x, sigmas[i]), **extra_args)
         velocity = (x - denoised) / sigma
         if previous is not None:
-            # while every velocity since the start fits one corrector polynomial (i <= order),
-            # correct the whole way from the start, so the warm-up steps are not lower order
-            x_start, sigma_start = first if i <= order else previous
+            # while every velocity since the start fits one corrector polynomial, correct the
+            # whole way from the start, so the warm-up steps are not lower order
+            x_start, sigma_start = first if evaluated <= order else previous
             nodes = (history + [(sigma, velocity)])[-(order + 1):]
             weights = _local_adams_weights([node for node, _ in nodes], sigma_start, sigma)
             x = x_start + sum(w * v for w, (_, v) in zip(weights, nodes))
         _report(callback, x, i, sigmas[i], denoised)
         history = (history + [(sigma, velocity)])[-order:]
+        evaluated += 1
         weights = _local_adams_weights([node for node, _ in history], sigma, sigma_next)
         previous = (x, sigma)
         x = x + sum(w * v for w, (_, v) in zip(weights, history))

@@ -132,6 +132,17 @@ def test_beats_flow_multistep_on_its_best_listed_schedule_at_8_and_16_steps(mixt
         assert ours < 0.5 * multistep, (steps, ours, multistep)
 
 
+def test_repeated_sigma_is_skipped_without_a_model_call():
+    field = MIXTURES["unequal"]
+    x1 = noise()
+    sigmas = pc_sigmas(8)
+    repeated = torch.cat([sigmas[:4], sigmas[3:4], sigmas[4:], sigmas[-1:]])
+    model = Counted(field)
+    out = samplers.sample_flow_pc(model, x1.clone(), repeated, disable=True)
+    assert model.calls == 8
+    assert torch.equal(out, samplers.sample_flow_pc(field, x1.clone(), sigmas, disable=True))
+
+
 def test_deterministic_and_unchanged_input():
     x1 = noise()
     kept = x1.clone()
