@@ -95,6 +95,19 @@ def test_the_accordion_has_its_components_and_the_settings_defaults(served, tab)
     resolution_id = next(c["id"] for c in served["first"]["config"]["components"]
                          if c["props"].get("elem_id") == f"script_{tab}_flow_sampling_resolution")
     assert any(shift_id in d.get("outputs", []) for d in dependencies_on(served["first"]["config"], resolution_id))
+    # each value control is re-read from Settings when a page loads (a load event outputs to it)
+    config = served["first"]["config"]
+    for name in ("mode", "shift", "mapping", "resolution"):
+        component_id = next(c["id"] for c in config["components"]
+                            if c["props"].get("elem_id") == f"script_{tab}_flow_sampling_{name}")
+        assert any(component_id in d.get("outputs", []) and is_page_load(d) for d in config["dependencies"]), name
+
+
+def is_page_load(dependency):
+    """A Gradio /config event that runs when a page loads (3.41: trigger 'load'; 4.x: targets [id, 'load'])."""
+    if dependency.get("trigger") == "load":
+        return True
+    return any(isinstance(t, (list, tuple)) and len(t) > 1 and t[1] == "load" for t in dependency.get("targets", []))
 
 
 def test_sampler_and_schedule_lists(served):
