@@ -809,6 +809,8 @@ def suite_practical():
                 # lean: the samplers both webuis share get every schedule type, the rest a spread
                 schedulers = all_schedulers if sampler in FULL_PRODUCT_SAMPLERS else \
                     [s for s in PRACTICAL_SCHEDULERS if s in all_schedulers]
+                if os.environ.get("FLOW_PRACTICAL_SCHEDULERS"):
+                    schedulers = json.loads(os.environ["FLOW_PRACTICAL_SCHEDULERS"])
                 kind = kind or "stochastic"
                 for scheduler in schedulers:
                     seed = 31
