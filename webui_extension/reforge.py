@@ -360,7 +360,7 @@ class ReforgeBackend(Backend):
             clone.flow_sampling_pass_base = forge_objects.unet
             forge_objects.unet = clone
             sampler.model_wrap.set_model_sampling(flow_ms)
-        else:
+        elif label not in sampler_views.VE_TABLE_SCHEDULE:
             sampler_views.schedule_over_flow_range(sampler, make_denoiser(sd_model, flow_ms),
                                                    state.model_sampling.ve_schedule)
         sampler_views.brownian_noise_within_interval(sampler)

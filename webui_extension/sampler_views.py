@@ -44,6 +44,14 @@ STOCHASTIC = frozenset({
 })
 TIMESTEP = frozenset({"DDIM", "DDIM CFG++", "PLMS", "UniPC", "LCM"})
 
+# Deterministic samplers measured as accurate as natively in the flow view inside both webuis
+# (docs/practical_steps.txt). reForge's other deterministic samplers read more of the webui's
+# model wrapper than (x, sigma) -> x0 and stay in the VE view until measured there.
+FLOW_VIEW = frozenset({"Euler", "LMS", "Heun", "DPM2", "DPM++ 2M"})
+# reForge samplers that fail on a schedule mapped from the flow range (SA-Solver: singular
+# coefficient matrix; the CFG++ Intern 2S step: shape mismatch) and keep the VE table's schedule.
+VE_TABLE_SCHEDULE = frozenset({"SA-Solver", "SA-Solver-Pece", "DPM++ 2S Ancestral CFG++ Intern"})
+
 DETERMINISTIC_KIND, STOCHASTIC_KIND, TIMESTEP_KIND = "deterministic", "stochastic", "timestep"
 
 
@@ -67,7 +75,8 @@ def view_for_sampler(label, img2img=False):
     img2img and hires passes run in the VE view whatever the sampler: the webuis add noise there as
     `x + noise * sigma`, which is the VE view's rule (the flow view would need (1 - sigma) x).
     """
-    if not img2img and sampler_kind(label) == DETERMINISTIC_KIND:
+    ours = any(label in (entry.label, entry.name) for entry in registry.SAMPLERS)
+    if not img2img and sampler_kind(label) == DETERMINISTIC_KIND and (ours or label in FLOW_VIEW):
         return FLOW
     return VE
 
