@@ -1,6 +1,7 @@
 """Which view each webui sampler integrates in while flow sampling is on (issue 10, design item 2).
 
-Deterministic samplers integrate in flow coordinates: the sampler sees the native flow model
+In A1111 (the reForge backend keeps every pass in the VE view, see webui_extension/reforge.py),
+deterministic samplers integrate in flow coordinates: the sampler sees the native flow model
 (flow sigmas in [0, 1], x = (1 - sigma) x0 + sigma noise), exactly what ComfyUI's ModelSamplingSD3
 or reForge's Advanced Model Sampling give it, so their accuracy is the native one by construction.
 Stochastic samplers (ancestral, SDE, Restart, adaptive with eta, ...) are only right in the VE view
