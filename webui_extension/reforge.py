@@ -20,8 +20,10 @@ PLMS and UniPC read `alphas_cumprod`, the ldm_patched ("Comfy") samplers read th
 The VE view is the model-level patch whatever the settings say: reForge's stochastic samplers, its
 img2img rule `x + noise * sigma`, and ldm_patched's non-CONST branches are exactly right for a
 flow model seen as a VE model; the native flow view would send the stochastic samplers down
-their VE formulas with flow sigmas. Per pass (`before_sampling`) the webui schedule is computed over
-the flow range and mapped to VE (webui_extension.sampler_views.schedule_over_flow_range).
+their VE formulas with flow sigmas. Per pass (`before_sampling`, webui_extension.sampler_views):
+a deterministic k-diffusion sampler on a txt2img pass gets the native flow view instead (this
+pass's unet is a clone carrying `FlowModelSampling`, what Advanced Model Sampling's flow mode
+gives it), and every other pass gets its schedule computed over the flow range and mapped to VE.
 
 `remove()` puts every replaced object back (the very objects, so the output is bit-identical to
 never having enabled flow) and also undoes an object patch left applied on the model by a
@@ -125,7 +127,7 @@ class _State:
         self.clones = {}            # id(our clone) -> (our clone, the unet it replaced)
         self.create_denoiser = _MISSING
         self.alphas_cumprod = _MISSING
-        self.flow_model_sampling = None     # the flow table of the same shift (schedules over the flow range)
+        self.flow_model_sampling = None     # the native flow view of the same shift, for per-pass use
 
     def flow_view(self):
         ms = self.model_sampling
@@ -200,6 +202,14 @@ def _is_flow_denoiser(obj):
     return type(obj) in _denoiser_classes.values()
 
 
+def _drop_pass_clones(sd_model):
+    """Put back the unet a per-pass flow-view clone replaced (before_sampling made it)."""
+    for container, unet in list(_forge_unets(sd_model)):
+        base = getattr(unet, "flow_sampling_pass_base", None)
+        if base is not None:
+            container.unet = base
+
+
 def _restore_model_attribute(unet, model_sampling):
     """Undo our object patch on the shared BaseModel if a sampling left it applied."""
     model = unet.model
@@ -240,6 +250,7 @@ class ReforgeBackend(Backend):
 
     def _install(self, sd_model, state):
         """Make every unet reForge builds forge_objects from carry our model sampling."""
+        _drop_pass_clones(sd_model)
         ms = state.model_sampling
         for container, unet in _forge_unets(sd_model):
             if unet.object_patches.get("model_sampling") is ms:
@@ -278,8 +289,11 @@ class ReforgeBackend(Backend):
         if state is None:
             return
         ms = state.model_sampling
+        _drop_pass_clones(sd_model)
         for container, unet in _forge_unets(sd_model):
             _restore_model_attribute(unet, ms)
+            if state.flow_model_sampling is not None:
+                _restore_model_attribute(unet, state.flow_model_sampling)
             if id(unet) in state.clones:
                 container.unet = state.clones[id(unet)][1]
             elif isinstance(unet.object_patches.get("model_sampling"), FlowVEModelSampling):
@@ -333,16 +347,21 @@ class ReforgeBackend(Backend):
             sampler.func = _refusing(message)
 
     def _set_pass_view(self, p, sd_model, state, sampler):
-        """This pass's webui schedule computed over the flow range and mapped to VE.
-
-        Every reForge pass stays in the VE view: a per-pass flow-view unet clone (what the A1111
-        backend does for deterministic samplers) left reForge's shared BaseModel with the flow
-        object patch applied into later VE passes (SA-Solver and Heun Comfy broke after it), so it
-        is not used here."""
+        """Deterministic txt2img: this pass's unet in the native flow view; otherwise VE with the
+        webui schedule computed over the flow range. Only this generation's forge_objects changes."""
         config = getattr(sampler, "config", None)
         label = getattr(config, "name", None) or getattr(p, "sampler_name", None)
-        if label not in sampler_views.VE_TABLE_SCHEDULE:
-            sampler_views.schedule_over_flow_range(sampler, make_denoiser(sd_model, state.flow_view()),
+        img2img = bool(getattr(p, "is_hr_pass", False)) or hasattr(p, "init_images")
+        flow_ms = state.flow_view()
+        if sampler_views.view_for_sampler(label, img2img=img2img) == sampler_views.FLOW:
+            forge_objects = sd_model.forge_objects
+            clone = forge_objects.unet.clone()
+            clone.add_object_patch("model_sampling", flow_ms)
+            clone.flow_sampling_pass_base = forge_objects.unet
+            forge_objects.unet = clone
+            sampler.model_wrap.set_model_sampling(flow_ms)
+        elif label in sampler_views.FLOW_RANGE_SCHEDULE:
+            sampler_views.schedule_over_flow_range(sampler, make_denoiser(sd_model, flow_ms),
                                                    state.model_sampling.ve_schedule)
         sampler_views.brownian_noise_within_interval(sampler)
 

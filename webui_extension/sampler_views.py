@@ -1,7 +1,6 @@
 """Which view each webui sampler integrates in while flow sampling is on (issue 10, design item 2).
 
-In A1111 (the reForge backend keeps every pass in the VE view, see webui_extension/reforge.py),
-deterministic samplers integrate in flow coordinates: the sampler sees the native flow model
+Deterministic samplers integrate in flow coordinates: the sampler sees the native flow model
 (flow sigmas in [0, 1], x = (1 - sigma) x0 + sigma noise), exactly what ComfyUI's ModelSamplingSD3
 or reForge's Advanced Model Sampling give it, so their accuracy is the native one by construction.
 Stochastic samplers (ancestral, SDE, Restart, adaptive with eta, ...) are only right in the VE view
@@ -49,9 +48,14 @@ TIMESTEP = frozenset({"DDIM", "DDIM CFG++", "PLMS", "UniPC", "LCM"})
 # (docs/practical_steps.txt). reForge's other deterministic samplers read more of the webui's
 # model wrapper than (x, sigma) -> x0 and stay in the VE view until measured there.
 FLOW_VIEW = frozenset({"Euler", "LMS", "Heun", "DPM2", "DPM++ 2M"})
-# reForge samplers that fail on a schedule mapped from the flow range (SA-Solver: singular
-# coefficient matrix; the CFG++ Intern 2S step: shape mismatch) and keep the VE table's schedule.
-VE_TABLE_SCHEDULE = frozenset({"SA-Solver", "SA-Solver-Pece", "DPM++ 2S Ancestral CFG++ Intern"})
+# Samplers measured right on a schedule computed over the flow range and mapped to VE, inside
+# reForge (docs/practical_steps.txt). reForge's own samplers (DEIS, IPNDM_V, RES Solver, the Comfy
+# and CFG++ SDE ones returned NaN on it; SA-Solver stopped with a singular matrix) keep the VE
+# table's schedule there, as before.
+FLOW_RANGE_SCHEDULE = frozenset({
+    "Euler", "LMS", "Heun", "DPM2", "DPM++ 2M", "Euler a", "DPM2 a", "DPM++ 2S a", "DPM++ SDE",
+    "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 3M SDE", "DPM fast", "DPM adaptive", "Restart",
+}) | {entry.label for entry in registry.SAMPLERS}
 
 DETERMINISTIC_KIND, STOCHASTIC_KIND, TIMESTEP_KIND = "deterministic", "stochastic", "timestep"
 
