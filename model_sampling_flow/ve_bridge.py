@@ -86,32 +86,42 @@ def sample_in_ve(function, ve_model, x_ve, ve_sigmas, extra_args=None, callback=
 
 
 def noise_sampler_within(noise_sampler):
-    """A Brownian-tree `noise_sampler(sigma, sigma_next)` that queries its tree only inside the tree.
+    """A Brownian-tree `noise_sampler(sigma, sigma_next)` whose tree is queried only inside itself.
 
-    k-diffusion's and ComfyUI's BrownianTreeNoiseSampler (attributes `tree`, `transform`) build
-    torchsde trees on [sigma_min, sigma_max] rounded to torchsde's tolerance (6 digits); a schedule's
-    own end points and DPM++ SDE's exp(-(-log sigma)) fall a rounding step outside, and torchsde warns
-    ("Should have ta>=t0 but got ...") on every step, then clamps. Clamping first, to the trees' own
-    bounds, gives bit-identical noise (the normalising sqrt|t1 - t0| still uses the sigmas as asked)
-    without the warnings. Any other noise sampler is returned unchanged.
+    k-diffusion's and ComfyUI's BrownianTreeNoiseSampler (attribute `tree`, a BatchedBrownianTree of
+    torchsde trees) build their trees on [sigma_min, sigma_max] rounded to torchsde's tolerance (6
+    digits); a schedule's own end points and DPM++ SDE's exp(-(-log sigma)) fall a rounding step
+    outside, and torchsde warns ("Should have ta>=t0 but got ...") on every step, then clamps.
+    The sampler's `tree` is replaced by a proxy that clamps first, to the trees' own bounds: the
+    host's own __call__ (and its normalisation by the sigmas as asked) runs unchanged, the noise is
+    bit-identical, the warnings are gone. Returns the same object; anything else is returned as is.
     """
-    tree, transform = getattr(noise_sampler, "tree", None), getattr(noise_sampler, "transform", None)
+    tree = getattr(noise_sampler, "tree", None)
     # torchsde.BrownianTree keeps its (rounded) interval in a BrownianInterval's _start / _end
     intervals = [getattr(t, "_interval", t) for t in getattr(tree, "trees", None) or ()]
-    if not intervals or transform is None or \
+    if not intervals or getattr(tree, "flow_sampling_within", None) is not None or \
             not all(hasattr(i, "_start") and hasattr(i, "_end") for i in intervals):
         return noise_sampler
     low, high = max(float(i._start) for i in intervals), min(float(i._end) for i in intervals)
+    noise_sampler.tree = _TreeInside(tree, low, high)
+    return noise_sampler
 
-    def inside(t):
+
+class _TreeInside:
+    """Proxy of a BatchedBrownianTree that clamps its query times into [low, high]."""
+
+    def __init__(self, tree, low, high):
+        self.tree, self.flow_sampling_within = tree, (low, high)
+
+    def _inside(self, t):
+        low, high = self.flow_sampling_within
         value = float(t)
         if low <= value <= high:
             return t
         return torch.tensor(min(max(value, low), high), dtype=torch.float64)
 
-    def within(sigma, sigma_next):
-        t0, t1 = transform(torch.as_tensor(sigma)), transform(torch.as_tensor(sigma_next))
-        return tree(inside(t0), inside(t1)) / (t1 - t0).abs().sqrt()
+    def __call__(self, t0, t1):
+        return self.tree(self._inside(t0), self._inside(t1))
 
-    within.tree, within.transform, within.flow_sampling_within = tree, transform, (low, high)
-    return within
+    def __getattr__(self, name):
+        return getattr(self.tree, name)

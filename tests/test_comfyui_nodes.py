@@ -175,7 +175,12 @@ def test_the_unet_receives_the_trainers_timestep(flow_node, mapping):
     sigmas = model_sampling.sigmas.new_tensor([float(s) for s in
                                                __import__("comfy.samplers").samplers.calculate_sigmas(model_sampling, "simple", 6)])
     support.sample(patched, "euler", "simple", steps=6)
-    expected = [float(schedule.sigma_to_timestep(model_sampling.flow_sigma(s), mapping)) for s in sigmas[:-1]]
+    # the flow view's numbers for the same table entries (issue 10: exactly, top entry included)
+    from model_sampling_flow.model_sampling import FlowModelSampling
+    flow_view = FlowModelSampling(shift=3.0, timestep_mapping=mapping)
+    flow_sigmas = __import__("comfy.samplers").samplers.calculate_sigmas(flow_view, "simple", 6)
+    assert len(flow_sigmas) == len(sigmas)
+    expected = [float(t) for t in flow_view.timestep(flow_sigmas[:-1])]
     assert unet.timesteps_seen == pytest.approx(expected, abs=1e-3)
     if mapping != "continuous":
         assert all(t == int(t) for t in unet.timesteps_seen)

@@ -19,6 +19,8 @@ def test_only_deterministic_txt2img_passes_get_the_flow_view():
     for label in ("Euler a", "DPM++ 2M SDE", "DDIM", "Some Extension Sampler", None):
         assert views.view_for_sampler(label) == views.VE
     assert views.sampler_kind("Some Extension Sampler") is None
+    assert views.view_for_sampler("Flow Heun") == views.FLOW
+    assert views.view_for_sampler("DEIS") == views.VE       # deterministic, not yet measured in the flow view
 
 
 class _Sampler:

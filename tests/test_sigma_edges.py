@@ -193,3 +193,7 @@ def test_brownian_noise_sampler_gets_sigmas_inside_its_interval():
                 assert torch.equal(raw, within), (shift, name, function.__name__)
     assert raw_warnings > 0      # the cases above do reach outside the tree unwrapped
     assert ve_bridge.noise_sampler_within(FIELD) is FIELD     # not a Brownian tree: unchanged
+    noise = ks.BrownianTreeNoiseSampler(torch.zeros(1, 2), 0.1, 10.0, seed=1)
+    assert ve_bridge.noise_sampler_within(noise) is noise
+    proxy = noise.tree
+    assert ve_bridge.noise_sampler_within(noise).tree is proxy       # wrapping twice changes nothing

@@ -1,6 +1,5 @@
 """The network's timestep in the VE view equals the flow view's and the trainers' rule exactly
 (issue 10, item 4), for every sigma every schedule produces."""
-import math
 
 import pytest
 import torch

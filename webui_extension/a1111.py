@@ -317,6 +317,7 @@ class A1111Backend(Backend):
         if not isinstance(wrapped, FlowDenoiser):
             return
         view = pass_view(p)
+        wrapped.processing = p          # refusals are known before the first model call
         wrapped.set_model_sampling(state.model_sampling(view))
         if view == sampler_views.VE:
             sampler_views.schedule_over_flow_range(
@@ -356,6 +357,10 @@ def make_webui_sampler(entry):
                 f"The '{entry.label}' sampler samples rectified-flow models and needs Flow sampling on "
                 f"(Flow sampling accordion: On, or Auto with a checkpoint marked rectified flow). Choose "
                 f"another sampler for this checkpoint.")
+        if denoiser.processing is not None:      # e.g. Align Your Steps: refuse before checking its sigmas
+            message = refusal(denoiser.processing)
+            if message is not None:
+                raise FlowSamplingError(message)
         kwargs = {name: value for name, value in options.items() if name in accepts and name != "noise_sampler"}
         if model_sampling.view == "flow":      # deterministic on a txt2img pass: native flow
             return entry.function(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable,

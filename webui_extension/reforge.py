@@ -354,7 +354,7 @@ class ReforgeBackend(Backend):
             clone.flow_sampling_pass_base = forge_objects.unet
             forge_objects.unet = clone
             sampler.model_wrap.set_model_sampling(flow_ms)
-        else:
+        elif label in sampler_views.FLOW_RANGE_SCHEDULE:
             sampler_views.schedule_over_flow_range(sampler, make_denoiser(sd_model, flow_ms),
                                                    state.model_sampling.ve_schedule)
         sampler_views.brownian_noise_within_interval(sampler)

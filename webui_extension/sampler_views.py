@@ -44,6 +44,19 @@ STOCHASTIC = frozenset({
 })
 TIMESTEP = frozenset({"DDIM", "DDIM CFG++", "PLMS", "UniPC", "LCM"})
 
+# Deterministic samplers measured as accurate as natively in the flow view inside both webuis
+# (docs/practical_steps.txt). reForge's other deterministic samplers read more of the webui's
+# model wrapper than (x, sigma) -> x0 and stay in the VE view until measured there.
+FLOW_VIEW = frozenset({"Euler", "LMS", "Heun", "DPM2", "DPM++ 2M"})
+# Samplers measured right on a schedule computed over the flow range and mapped to VE, inside
+# reForge (docs/practical_steps.txt). reForge's own samplers (DEIS, IPNDM_V, RES Solver, the Comfy
+# and CFG++ SDE ones returned NaN on it; SA-Solver stopped with a singular matrix) keep the VE
+# table's schedule there, as before.
+FLOW_RANGE_SCHEDULE = frozenset({
+    "Euler", "LMS", "Heun", "DPM2", "DPM++ 2M", "Euler a", "DPM2 a", "DPM++ 2S a", "DPM++ SDE",
+    "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 3M SDE", "DPM fast", "DPM adaptive", "Restart",
+}) | {entry.label for entry in registry.SAMPLERS}
+
 DETERMINISTIC_KIND, STOCHASTIC_KIND, TIMESTEP_KIND = "deterministic", "stochastic", "timestep"
 
 
@@ -67,7 +80,8 @@ def view_for_sampler(label, img2img=False):
     img2img and hires passes run in the VE view whatever the sampler: the webuis add noise there as
     `x + noise * sigma`, which is the VE view's rule (the flow view would need (1 - sigma) x).
     """
-    if not img2img and sampler_kind(label) == DETERMINISTIC_KIND:
+    ours = any(label in (entry.label, entry.name) for entry in registry.SAMPLERS)
+    if not img2img and sampler_kind(label) == DETERMINISTIC_KIND and (ours or label in FLOW_VIEW):
         return FLOW
     return VE
 

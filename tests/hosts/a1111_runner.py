@@ -545,7 +545,11 @@ def practical_reference(run, sampler_label, scheduler_label, steps, noise, field
     sampler.model_wrap = k_diffusion.external.DiscreteSchedule(flow_table, quantize=False)
     resolved = config.options.get("scheduler") if scheduler_label == "Automatic" else scheduler_label
     if resolved in ("flow_shift", "Flow shift"):    # the core's trainers' schedule, in flow sigma
-        flow_sigmas = flow_schedulers.flow_shift(FlowModelSampling(shift=PRACTICAL_SHIFT), steps).double()
+        discard = config.options.get("discard_next_to_last_sigma", False)   # as get_sigmas does
+        flow_sigmas = flow_schedulers.flow_shift(FlowModelSampling(shift=PRACTICAL_SHIFT),
+                                                 steps + (1 if discard else 0)).double()
+        if discard:
+            flow_sigmas = torch.cat([flow_sigmas[:-2], flow_sigmas[-1:]])
     else:
         p = types.SimpleNamespace(scheduler=scheduler_label, hr_scheduler=None, is_hr_pass=False,
                                   extra_generation_params={}, sampler_noise_scheduler_override=None)
