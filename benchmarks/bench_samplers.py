@@ -1,30 +1,106 @@
-"""RMSE to the exact ODE endpoint against model calls (NFE), for our samplers and ComfyUI's.
+"""RMSE to the exact ODE endpoint against model calls (NFE): our sampler x scheduler pairs and the peers'.
 
-    python benchmarks/bench_samplers.py [--out docs/bench.png] [--nfe 8 16 32]
+    python benchmarks/bench_samplers.py [--comfyui DIR] [--res4lyf DIR] [--text docs/bench.txt]
+                                        [--plot docs/bench.png] [--nfe 4 8 12 16 24 32]
 
-Field: exact RF Gaussian N(0.5, 0.3^2); latents 4x4x32x32 float32; shift 3; scheduler simple.
-When COMFYUI_DIR is set, ComfyUI's own samplers run in the same process through comfy.sample
-on a real ComfyUI SDXL model (analytic UNet) patched by ModelSamplingSD3. Each sampler gets the
-largest step count whose model calls fit the NFE budget. Stochastic samplers are listed with
-their RMSE for completeness; their target is the distribution, not the endpoint. The first-step
-cost of the VE view's sigma cap is printed at the end.
+Fields (model_sampling_flow.oracles, exact denoiser and exact ODE endpoint): one Gaussian and
+three two-component Gaussian mixtures of different separations and weights; shifts 1, 3 and 6;
+latents 1x4x32x32 from one fixed seed. Every deterministic sampler is run with every scheduler
+and gets the largest step count whose model calls fit the NFE budget; per field, shift and NFE
+the best pair of ours is set against the best peer pair. Peers: ComfyUI's built-in samplers x
+built-in schedulers, run in-process through comfy.sample on a ComfyUI SDXL model whose UNet
+returns the field's exact velocity, patched by ModelSamplingSD3 (--comfyui or COMFYUI_DIR);
+with --res4lyf (or RES4LYF_DIR) also RES4LYF's deterministic samplers and schedulers, loaded as
+a custom node into a temporary copy of ComfyUI (nothing of it is kept). Ours run host-free on
+the same noise. Stochastic samplers aim at the distribution, not the endpoint, and are left out.
 """
 import argparse
+import asyncio
+import atexit
+import contextlib
+import importlib.abc
+import importlib.machinery
+import io
+import json
+import logging
+import math
 import os
+import shutil
 import sys
+import tempfile
+import types
+import warnings
 
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from model_sampling_flow import registry  # noqa: E402
-from model_sampling_flow.model_sampling import FlowModelSampling, FlowVEModelSampling  # noqa: E402
-from model_sampling_flow.oracles import gaussian_field  # noqa: E402
-from model_sampling_flow.schedulers import get_sigmas  # noqa: E402
+from model_sampling_flow import registry, schedulers  # noqa: E402
+from model_sampling_flow.model_sampling import FlowModelSampling  # noqa: E402
+from model_sampling_flow.oracles import gaussian_field, mixture_field  # noqa: E402
 
-SHIFT = 3.0
-SHAPE = (4, 4, 32, 32)
+FIELDS = {
+    "gaussian": (gaussian_field(0.5, 0.3), "N(0.5, 0.3^2)"),
+    "mixture_a": (mixture_field((-0.6, 0.7), (0.15, 0.25), (0.3, 0.7)), "0.3 N(-0.6, 0.15^2) + 0.7 N(0.7, 0.25^2)"),
+    "mixture_b": (mixture_field((-1.0, 1.0), (0.2, 0.2), (0.5, 0.5)), "0.5 N(-1, 0.2^2) + 0.5 N(1, 0.2^2)"),
+    "mixture_c": (mixture_field((-0.2, 1.2), (0.1, 0.3), (0.8, 0.2)), "0.8 N(-0.2, 0.1^2) + 0.2 N(1.2, 0.3^2)"),
+}
+SHIFTS = (1.0, 3.0, 6.0)
+SHAPE = (1, 4, 32, 32)
+TARGET_RATIO = 0.5
+
+# Peers' samplers that are deterministic (an ODE solver); the rest draw noise
+# (the *_cfg_pp variants equal their base sampler at CFG 1, figure for figure, and are not repeated;
+# dpm_adaptive picks its own step count, so no NFE budget applies)
+COMFY_ODE = ("euler", "heun", "heunpp2", "dpm_2", "lms", "dpm_fast", "dpmpp_2m", "ipndm", "ipndm_v", "deis",
+             "res_multistep", "gradient_estimation", "ddim", "uni_pc", "uni_pc_bh2")
+RES4LYF_ODE = ("res_2m_ode", "res_3m_ode", "res_2s_ode", "res_3s_ode", "res_5s_ode", "res_6s_ode",
+               "deis_2m_ode", "deis_3m_ode")
+# RES4LYF spends ~0.1 s of its own per model call here, so its samplers get its own two schedulers and the
+# three that served them best in a first run (ComfyUI's best pairs were 6-17x better at 8-32 NFE there)
+RES4LYF_SCHEDULERS = ("karras", "exponential", "kl_optimal", "bong_tangent", "beta57")
+RES4LYF_OWN_SCHEDULERS = ("bong_tangent", "beta57")
+
+
+def fit_budget(run, nfe, memo):
+    """The run with the most steps whose model calls fit in nfe: (rmse, steps, calls) or None.
+
+    run(steps) -> (rmse, calls); calls grow with steps. memo (steps -> result) is shared by the
+    budgets of one pair, and the steps are guessed from the calls per step seen so far.
+    """
+    def get(steps):
+        if steps not in memo:
+            memo[steps] = run(steps)
+        return memo[steps]
+
+    known = sorted(memo.items())
+    if len(known) >= 2:
+        (s1, (_, c1)), (s2, (_, c2)) = known[-2], known[-1]
+        slope = max((c2 - c1) / (s2 - s1), 1e-9)
+        steps = max(1, int((nfe - (c2 - slope * s2)) // slope))
+    else:
+        steps = nfe
+    while steps >= 1 and get(steps)[1] > nfe:
+        steps -= 1
+    if steps < 1:
+        return None
+    while True:  # more steps may still fit, unless the calls seen so far say one more step cannot
+        lower = [c for s, (_, c) in memo.items() if s <= steps]
+        higher = [c for s, (_, c) in memo.items() if s > steps]
+        if (higher and min(higher) > nfe) or (len(lower) >= 2 and _slope(memo, steps) + get(steps)[1] > nfe):
+            break
+        if get(steps + 1)[1] > nfe:
+            break
+        steps += 1
+    rmse, calls = get(steps)
+    return rmse, steps, calls
+
+
+def _slope(memo, steps):
+    """Fewest extra calls one more step has cost in the runs so far (calls are affine in steps)."""
+    points = sorted(memo.items())
+    return min((c2 - c1) / (s2 - s1) for (s1, (_, c1)), (s2, (_, c2)) in zip(points, points[1:]))
 
 
 class Counted:
@@ -36,148 +112,407 @@ class Counted:
         return self.field(x, sigma)
 
 
-def fit_budget(run, nfe):
-    """Run with the most steps whose model calls fit in nfe; return (rmse, steps, calls)."""
-    # model calls grow with steps, so the first fit found counting down is the largest
-    for steps in range(nfe, 0, -1):
-        rmse, calls = run(steps)
-        if calls <= nfe:
-            return rmse, steps, calls
-    return None
-
-
-def our_rows(field, noise, exact, budgets):
-    ms = FlowModelSampling(shift=SHIFT)
-    rows = []
+def our_pairs(field, noise, exact, shift, budgets):
+    """{(sampler, scheduler): [fit per budget]} for every deterministic registry sampler x our schedulers."""
+    ms = FlowModelSampling(shift=shift)
+    out = {}
     for entry in registry.SAMPLERS:
-        def run(steps, entry=entry):
-            model = Counted(field)
-            generator = torch.Generator().manual_seed(1)
-            options = {"noise_sampler": lambda s, sn: torch.randn(SHAPE, generator=generator)} \
-                if entry.stochastic else {}
-            out = entry.function(model, noise.clone(), get_sigmas(ms, "simple", steps), disable=True, **options)
-            return float(((out - exact) ** 2).mean().sqrt()), model.calls
-        rows.append(("ours", entry.name, entry.stochastic, [fit_budget(run, n) for n in budgets]))
-    return rows
+        if entry.stochastic:
+            continue
+        for scheduler in schedulers.SCHEDULERS:
+            def run(steps, entry=entry, scheduler=scheduler):
+                model = Counted(field)
+                result = entry.function(model, noise.clone(), schedulers.get_sigmas(ms, scheduler, steps), disable=True)
+                return float(((result - exact) ** 2).mean().sqrt()), model.calls
+            memo = {}
+            out[(entry.name, scheduler)] = [fit_budget(run, n, memo) for n in budgets]
+    return out
 
 
-def comfy_rows(field, noise, exact, budgets):
+class _TorchvisionStandIn(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Answers torchvision submodule imports with empty modules (RES4LYF imports transforms.v2 at load)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.startswith("torchvision."):
+            return importlib.machinery.ModuleSpec(name, self, is_package=True)
+
+    def create_module(self, spec):
+        from conftest import make_stand_in
+        return make_stand_in(spec.name)
+
+    def exec_module(self, module):
+        pass
+
+
+def load_comfyui(comfy_dir, res4lyf_dir=None):
+    """Import ComfyUI (a temporary copy with RES4LYF in custom_nodes/ when res4lyf_dir is given)."""
     sys.path.insert(0, os.path.join(ROOT, "tests"))
+    if res4lyf_dir:
+        workdir = tempfile.mkdtemp(prefix="bench-comfyui-")
+        atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+        copy = os.path.join(workdir, "ComfyUI")
+        top = os.path.abspath(comfy_dir)
+
+        def skip(directory, names):  # caches, and the top-level model / output / input / user folders
+            return [n for n in names if n == "__pycache__"
+                    or (os.path.abspath(directory) == top and n in ("models", "output", "input", "user"))]
+        shutil.copytree(comfy_dir, copy, ignore=skip)
+        for directory, _, _ in os.walk(copy):
+            os.chmod(directory, 0o755)
+        shutil.copytree(res4lyf_dir, os.path.join(copy, "custom_nodes", "RES4LYF"),
+                        ignore=shutil.ignore_patterns(".git", "example_workflows", "workflows"))
+        comfy_dir = copy
+    os.environ["COMFYUI_DIR"] = comfy_dir
+    logging.disable(logging.WARNING)  # ComfyUI's import-time notes about model families CPU torch lacks
     from conftest import import_comfyui
     import_comfyui()
-    import comfy.samplers
-    import comfy_support as support
-    from comfy_extras.nodes_model_advanced import ModelSamplingSD3
+    import comfy_support
+    nodes = comfy_support.import_comfyui_nodes()
+    if res4lyf_dir:
+        # what ComfyUI's main.py and server set up before it loads custom nodes, and two modules of
+        # newer ComfyUI versions RES4LYF imports (a nested-tensor type, torchvision's submodules)
+        saved = list(sys.path)
+        sys.path.insert(0, comfy_dir)
+        import utils.install_util  # noqa: F401  (ComfyUI's utils package, before comfy/utils.py shadows it)
+        sys.path[:] = saved
+        import aiohttp.web
+        import comfy
+        import server
+        server.PromptServer.instance = types.SimpleNamespace(
+            routes=aiohttp.web.RouteTableDef(), supports={"custom_nodes_from_web"}, client_id=None,
+            send_sync=lambda *args, **kwargs: None)
+        if "comfy.nested_tensor" not in sys.modules:
+            nested = types.ModuleType("comfy.nested_tensor")
+            nested.NestedTensor = type("NestedTensor", (), {})
+            sys.modules["comfy.nested_tensor"] = comfy.nested_tensor = nested
+        sys.meta_path.insert(0, _TorchvisionStandIn())
+        with contextlib.redirect_stdout(io.StringIO()):
+            loaded = asyncio.run(nodes.load_custom_node(os.path.join(comfy_dir, "custom_nodes", "RES4LYF")))
+        if not loaded:
+            raise RuntimeError("ComfyUI did not load RES4LYF as a custom node")
+    return comfy_support
 
+
+def peer_pairs(support, field, noise, exact, shift, budgets, samplers_, schedulers_of):
+    """{(sampler, scheduler): [fit per budget]} through comfy.sample; schedulers_of[sampler] lists its schedulers."""
+    import comfy.samplers
+    from comfy_extras.nodes_model_advanced import ModelSamplingSD3
     base = support.analytic_sdxl(field)
-    patcher = ModelSamplingSD3().patch(base, SHIFT)[0]
+    patcher = ModelSamplingSD3().patch(base, shift)[0]
     unet = base.model.diffusion_model
     scale = patcher.get_model_object("latent_format").scale_factor
-    stochastic = {"euler_ancestral", "euler_ancestral_cfg_pp", "dpm_2_ancestral", "dpmpp_2s_ancestral",
-                  "dpmpp_2s_ancestral_cfg_pp", "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu",
-                  "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm", "lcm",
-                  "res_multistep_ancestral", "res_multistep_ancestral_cfg_pp", "er_sde", "seeds_2", "seeds_3",
-                  "sa_solver", "sa_solver_pece", "dpm_adaptive"}
-    rows = []
-    for name in comfy.samplers.KSampler.SAMPLERS:
-        if name.startswith("flow_"):
+    out, failures = {}, {}
+    for name in samplers_:
+        for scheduler in schedulers_of[name]:
+            def run(steps, name=name, scheduler=scheduler):
+                before = len(unet.timesteps_seen)
+                try:
+                    with contextlib.redirect_stdout(io.StringIO()):  # RES4LYF prints per run
+                        result = support.sample(patcher, name, scheduler, steps=steps, seed=1, shape=SHAPE,
+                                                noise=noise.float().clone())
+                except Exception as error:  # e.g. RES4LYF's bong_tangent divides by zero below 4 steps
+                    failures.setdefault((name, scheduler, type(error).__name__), []).append(steps)
+                    return math.inf, steps
+                # comfy.sample returns process_latent_out(x) (SDXL: x / 0.13025); the field lives inside
+                result = result.double() * scale
+                return float(((result - exact) ** 2).mean().sqrt()), len(unet.timesteps_seen) - before
+            memo = {}
+            out[(name, scheduler)] = [fit_budget(run, n, memo) for n in budgets]
+    notes = [f"{name}+{scheduler} raised {error} at {sorted(set(steps))} steps (left out there)"
+             for (name, scheduler, error), steps in failures.items()]
+    return out, notes
+
+
+def best_per_budget(pairs, count):
+    best = [None] * count
+    for pair, fits in pairs.items():
+        for k, fit in enumerate(fits):
+            if fit is not None and math.isfinite(fit[0]) and (best[k] is None or fit[0] < best[k][0]):
+                best[k] = (fit[0], pair, fit[1], fit[2])
+    return best
+
+# ------------------------------------------------------------------ stochastic samplers (item: distribution)
+
+COMFY_SDE = ("euler_ancestral", "dpm_2_ancestral", "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_2m_sde",
+             "dpmpp_2m_sde_heun", "dpmpp_3m_sde", "ddpm", "lcm", "res_multistep_ancestral", "er_sde", "seeds_2",
+             "seeds_3", "sa_solver", "sa_solver_pece")
+STOCHASTIC_SHAPE = (1, 4, 64, 64)  # 16384 draws: standard error ~0.002 on a mean, ~0.004 on a mode weight
+
+
+def distribution_errors(field, out):
+    """(|mean - target|, |std - target|, |weight below the component boundary - target| or 0)."""
+    errors = [abs(float(out.mean()) - field.mean), abs(float(out.std()) - field.std)]
+    if len(field.means) == 2:
+        boundary = field.component_boundary()
+        target = sum(w * 0.5 * (1 + math.erf((boundary - m) / (s * math.sqrt(2))))
+                     for w, m, s in zip(field.weights, field.means, field.stds))
+        errors.append(abs(float((out < boundary).double().mean()) - target))
+    else:
+        errors.append(0.0)
+    return tuple(errors)
+
+
+def our_stochastic(field, shift, budgets):
+    ms = FlowModelSampling(shift=shift)
+    noise = torch.randn(STOCHASTIC_SHAPE, generator=torch.Generator().manual_seed(0)).double()
+    out = {}
+    for entry in registry.SAMPLERS:
+        if not entry.stochastic:
             continue
-
-        def run(steps, name=name):
-            calls_before = len(unet.timesteps_seen)
-            out = support.sample(patcher, name, "simple", steps=steps, seed=1, shape=SHAPE, noise=noise.clone())
-            # comfy.sample returns process_latent_out(x) (SDXL: x / 0.13025); the field lives inside
-            out = out.double() * scale
-            return float(((out - exact) ** 2).mean().sqrt()), len(unet.timesteps_seen) - calls_before
-        try:
-            rows.append(("comfyui", name, name in stochastic, [fit_budget(run, n) for n in budgets]))
-        except Exception as error:  # a sampler ComfyUI cannot run here (e.g. needs a GPU)
-            print(f"  comfyui {name}: skipped ({type(error).__name__}: {error})")
-    return rows
+        for scheduler in schedulers.SCHEDULERS:
+            fits = []
+            for nfe in budgets:
+                generator = torch.Generator().manual_seed(1)
+                sampled = entry.function(
+                    field, noise.clone(), schedulers.get_sigmas(ms, scheduler, nfe).double(), disable=True,
+                    noise_sampler=lambda s, sn: torch.randn(STOCHASTIC_SHAPE, generator=generator).double())
+                fits.append(distribution_errors(field, sampled))
+            out[(entry.name, scheduler)] = fits
+    return out
 
 
-def ve_cap_cost(field, noise):
-    """What the VE view's sigma cap costs: the same deterministic sampler started at the capped
-    sigma from pure noise (as a VE host does) versus from sigma = 1."""
-    flow_ms, ve_ms = FlowModelSampling(SHIFT), FlowVEModelSampling(SHIFT)
-    sigmas = get_sigmas(flow_ms, "simple", 32).double()
-    capped = sigmas.clone()
-    capped[0] = ve_ms.sigma_cap
-    entry = registry.SAMPLERS_BY_NAME["flow_euler"]
-    full = entry.function(field, noise.double(), sigmas, disable=True)
-    # a VE host starts x_ve = sigma_ve_max * noise, i.e. flow x = sigma_cap * noise
-    start = capped[0] * noise.double()
-    from_cap = entry.function(field, start, capped, disable=True)
-    first_full = field(noise.double(), 1.0)
-    first_cap = field(start, capped[0])
-    return (1 - ve_ms.sigma_cap, float((full - from_cap).abs().max()), float((first_full - first_cap).abs().max()))
+def peer_stochastic(support, field, shift, budgets, samplers_):
+    import comfy.samplers
+    from comfy_extras.nodes_model_advanced import ModelSamplingSD3
+    base = support.analytic_sdxl(field)
+    patcher = ModelSamplingSD3().patch(base, shift)[0]
+    unet = base.model.diffusion_model
+    scale = patcher.get_model_object("latent_format").scale_factor
+    noise = torch.randn(STOCHASTIC_SHAPE, generator=torch.Generator().manual_seed(0))
+    out = {}
+    for name in samplers_:
+        for scheduler in comfy.samplers.SCHEDULER_NAMES:
+            fits = []
+            for nfe in budgets:
+                # the most steps whose calls fit: the calls of one step count tell the calls per step
+                steps, fit = nfe, None
+                while steps >= 1:
+                    before = len(unet.timesteps_seen)
+                    try:
+                        with contextlib.redirect_stdout(io.StringIO()):
+                            sampled = support.sample(patcher, name, scheduler, steps=steps, seed=1,
+                                                     shape=STOCHASTIC_SHAPE, noise=noise.clone())
+                    except Exception:
+                        break
+                    calls = len(unet.timesteps_seen) - before
+                    if calls <= nfe:
+                        fit = distribution_errors(field, sampled.double() * scale)
+                        break
+                    steps = min(steps - 1, max(1, int(nfe * steps / calls)))
+                fits.append(fit)
+            out[(name, scheduler)] = fits
+    return out
+
+
+def stochastic_report(support, say, budgets, shifts, fields):
+    peer_samplers = ()
+    if support:
+        import comfy.samplers
+        peer_samplers = tuple(n for n in COMFY_SDE if n in comfy.samplers.KSampler.SAMPLERS)
+        say(f"stochastic peers: {len(peer_samplers)} ComfyUI samplers ({', '.join(peer_samplers)}) x "
+            f"{len(comfy.samplers.SCHEDULER_NAMES)} schedulers")
+    say(f"latents {'x'.join(map(str, STOCHASTIC_SHAPE))}; error = max(|mean - target|, |std - target|, "
+        f"|mode weight - target|), the best pair per NFE")
+    for field_name in fields:
+        field, description = FIELDS[field_name]
+        for shift in shifts:
+            ours = our_stochastic(field, shift, budgets)
+            peers = peer_stochastic(support, field, shift, budgets, peer_samplers) if support else {}
+            say()
+            say(f"{field_name} = {description}, shift {shift:g}")
+            say(f"{'NFE':>4} | {'best of ours: mean, std, weight errors':>62} | {'best peer':>62} | ratio")
+            for k, nfe in enumerate(budgets):
+                cells = []
+                for pairs in (ours, peers):
+                    scored = [(max(f[k]), pair, f[k]) for pair, f in pairs.items() if f[k] is not None]
+                    cells.append(min(scored) if scored else None)
+                text = []
+                for cell in cells:
+                    text.append("-" if cell is None else
+                                f"{cell[0]:.4f} {cell[1][0]}+{cell[1][1]} ({cell[2][0]:.4f}, {cell[2][1]:.4f}, "
+                                f"{cell[2][2]:.4f})")
+                ratio = f"{cells[0][0] / cells[1][0]:5.2f}" if cells[1] else ""
+                say(f"{nfe:>4} | {text[0]:>62} | {text[1]:>62} | {ratio}")
+
+
+def measure(args, say):
+    """Run ours (unless --peers-only) and the peers; returns the JSON-able record of every pair."""
+    budgets = args.nfe
+    record = {"budgets": budgets, "peer_sets": [], "runs": [], "notes": []}
+    support, peer_samplers, peer_schedulers = None, (), None
+    if args.comfyui:
+        support = load_comfyui(args.comfyui, args.res4lyf)
+        import comfy.samplers
+        names = list(comfy.samplers.SCHEDULER_NAMES)
+        if args.res4lyf_only:
+            # RES4LYF's samplers with its schedulers and the ones that suit them, and ComfyUI's built-in
+            # samplers with RES4LYF's two schedulers (the other pairs are the ComfyUI-only run's)
+            peer_samplers = tuple(n for n in COMFY_ODE + RES4LYF_ODE if n in comfy.samplers.KSampler.SAMPLERS)
+            peer_schedulers = {n: (RES4LYF_SCHEDULERS if n in RES4LYF_ODE else RES4LYF_OWN_SCHEDULERS)
+                               for n in peer_samplers}
+            record["peer_sets"].append(
+                f"RES4LYF: {len(RES4LYF_ODE)} deterministic samplers ({', '.join(RES4LYF_ODE)}) x "
+                f"{', '.join(RES4LYF_SCHEDULERS)}; ComfyUI's samplers x {', '.join(RES4LYF_OWN_SCHEDULERS)}; "
+                f"shift {', '.join(f'{x:g}' for x in args.shifts)}")
+        else:
+            peer_samplers = tuple(n for n in COMFY_ODE if n in comfy.samplers.KSampler.SAMPLERS)
+            peer_schedulers = {n: tuple(x for x in names if x not in RES4LYF_OWN_SCHEDULERS) for n in peer_samplers}
+            record["peer_sets"].append(
+                f"ComfyUI: {len(peer_samplers)} deterministic samplers ({', '.join(peer_samplers)}) x "
+                f"{len(peer_schedulers[peer_samplers[0]])} schedulers ({', '.join(peer_schedulers[peer_samplers[0]])}); "
+                f"shift {', '.join(f'{x:g}' for x in args.shifts)}")
+    noise = torch.randn(SHAPE, generator=torch.Generator().manual_seed(0)).double()
+    for field_name in args.fields:
+        field, _ = FIELDS[field_name]
+        exact = field.endpoint(noise)
+        for shift in args.shifts:
+            say(f"measuring {field_name}, shift {shift:g}")
+            pairs = {} if args.peers_only else {("ours",) + k: v for k, v in
+                                                 our_pairs(field, noise, exact, shift, budgets).items()}
+            if support:
+                peers, notes = peer_pairs(support, field, noise, exact, shift, budgets, peer_samplers,
+                                          peer_schedulers)
+                pairs.update({("res4lyf" if k[0] in RES4LYF_ODE else "comfyui",) + k: v for k, v in peers.items()})
+                record["notes"] += [f"{field_name}, shift {shift:g}: {n}" for n in notes]
+            for (source, sampler, scheduler), fits in pairs.items():
+                record["runs"].append({"field": field_name, "shift": shift, "source": source, "sampler": sampler,
+                                       "scheduler": scheduler, "fits": fits})
+    return record
+
+
+def report(records, say):
+    """The per field and shift tables and the summary, from one or more measure() records."""
+    budgets = records[0]["budgets"]
+    say("Every pair gets the most steps whose model calls fit the NFE budget; RMSE to the exact ODE endpoint,")
+    say(f"latents {'x'.join(map(str, SHAPE))}. Best pair per NFE (sampler+scheduler, steps in brackets).")
+    say(f"ours: {', '.join(e.name for e in registry.SAMPLERS if not e.stochastic)} x "
+        f"{', '.join(schedulers.SCHEDULERS)}")
+    for record in records:
+        for peer_set in record["peer_sets"]:
+            say(f"peers: {peer_set}")
+    runs = [run for record in records for run in record["runs"]]
+    configs = sorted({(r["field"], r["shift"]) for r in runs}, key=lambda c: (list(FIELDS).index(c[0]), c[1]))
+    summary, curves = [], {}
+    for field_name, shift in configs:
+        here = [r for r in runs if r["field"] == field_name and r["shift"] == shift]
+        ours = {(r["sampler"], r["scheduler"]): r["fits"] for r in here if r["source"] == "ours"}
+        peers = {(r["sampler"], r["scheduler"]): r["fits"] for r in here if r["source"] != "ours"}
+        if not ours:
+            continue
+        best_ours, best_peer = best_per_budget(ours, len(budgets)), best_per_budget(peers, len(budgets))
+        default, old = ours[("flow_pc", "flow_pc")], ours[("flow_multistep", "simple")]
+        sources = sorted({r["source"] for r in here if r["source"] != "ours"})
+        say()
+        say(f"{field_name} = {FIELDS[field_name][1]}, shift {shift:g} (peers: {', '.join(sources) or 'none'})")
+        say(f"{'NFE':>4} | {'Flow PC + flow_pc':>17} | {'best of ours':>40} | {'best peer':>44} | ratio")
+        for k, nfe in enumerate(budgets):
+            mine, peer = best_ours[k], best_peer[k]
+            pc = "-" if default[k] is None else f"{default[k][0]:.2e} ({default[k][1]})"
+            cell = f"{mine[0]:.2e} {mine[1][0]}+{mine[1][1]} ({mine[2]})"
+            if peer is None:
+                say(f"{nfe:>4} | {pc:>17} | {cell:>40} | {'-':>44} |")
+                continue
+            ratio = default[k][0] / peer[0] if default[k] else math.inf
+            peer_cell = f"{peer[0]:.2e} {peer[1][0]}+{peer[1][1]} ({peer[2]})"
+            say(f"{nfe:>4} | {pc:>17} | {cell:>40} | {peer_cell:>44} | {ratio:5.2f}")
+            summary.append((field_name, shift, nfe, ratio, mine[0] / peer[0]))
+        curves[(field_name, shift)] = (budgets, default, old, best_peer)
+    if summary:
+        say()
+        say(f"ratio = Flow PC with the flow_pc schedule / best peer pair (target <= {TARGET_RATIO}), per NFE over "
+            f"{len({(r[0], r[1]) for r in summary})} field x shift cases:")
+        for nfe in budgets:
+            rows = [r for r in summary if r[2] == nfe]
+            worst = max(rows, key=lambda r: r[3])
+            held = sum(r[3] <= TARGET_RATIO for r in rows)
+            say(f"  NFE {nfe:>2}: <= {TARGET_RATIO} in {held:>2} of {len(rows)}; median {sorted(r[3] for r in rows)[len(rows) // 2]:.2f}; "
+                f"worst {worst[3]:.2f} ({worst[0]}, shift {worst[1]:g})")
+        say("best pair of ours (any of our samplers and schedulers) / best peer pair, worst case per NFE:")
+        say("  " + "; ".join(f"NFE {nfe}: {max(r[4] for r in summary if r[2] == nfe):.2f}" for nfe in budgets))
+    notes = [note for record in records for note in record["notes"]]
+    if notes:
+        say()
+        say(f"{len(notes)} peer pairs raised at some step counts and are left out there, e.g.: {notes[0]}")
+    return curves
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nfe", type=int, nargs="+", default=[8, 16, 32])
-    parser.add_argument("--out", default=os.path.join(ROOT, "docs", "bench.png"),
-                        help="plot path (needs matplotlib; skipped without it)")
+    parser.add_argument("--nfe", type=int, nargs="+", default=[4, 8, 12, 16, 24, 32])
+    parser.add_argument("--comfyui", default=os.environ.get("COMFYUI_DIR"), help="ComfyUI checkout (peers)")
+    parser.add_argument("--res4lyf", default=os.environ.get("RES4LYF_DIR"), help="RES4LYF checkout (more peers)")
+    parser.add_argument("--res4lyf-only", action="store_true",
+                        help="with --res4lyf: measure only the pairs RES4LYF adds (and not ours)")
+    parser.add_argument("--fields", nargs="+", default=list(FIELDS), choices=list(FIELDS))
+    parser.add_argument("--shifts", type=float, nargs="+", default=list(SHIFTS))
+    parser.add_argument("--stochastic", action="store_true",
+                        help="compare the stochastic samplers' sample distributions instead (NFE 8, 12, 16)")
+    parser.add_argument("--json", help="write every pair's figures to this file")
+    parser.add_argument("--combine", nargs="+", metavar="JSON", help="report from files --json wrote, no run")
+    parser.add_argument("--text", default=None, help="also write the report to this file")
+    parser.add_argument("--plot", default=None, help="plot path (needs matplotlib)")
     args = parser.parse_args(argv)
-    field = gaussian_field(0.5, 0.3)
-    noise = torch.randn(SHAPE, generator=torch.Generator().manual_seed(0))
-    exact = field.endpoint(noise.double())
+    args.peers_only = args.res4lyf_only
+    warnings.filterwarnings("ignore", module="torchsde")
+    warnings.filterwarnings("ignore", message="To copy construct from a tensor")  # ComfyUI's dpm_fast
+    lines = []
 
-    rows = our_rows(field, noise, exact, args.nfe)
-    if os.environ.get("COMFYUI_DIR"):
-        rows += comfy_rows(field, noise, exact, args.nfe)
+    def say(text=""):
+        print(text, flush=True)
+        lines.append(text)
+
+    def write_text():
+        if args.text:
+            with open(args.text, "w") as handle:
+                handle.write("\n".join(lines) + "\n")
+
+    if args.stochastic:
+        support = load_comfyui(args.comfyui) if args.comfyui else None
+        stochastic_report(support, say, [n for n in args.nfe if 8 <= n <= 16], args.shifts, args.fields)
+        write_text()
+        return
+    if args.combine:
+        records = []
+        for path in args.combine:
+            with open(path) as handle:
+                records.append(json.load(handle))
     else:
-        print("COMFYUI_DIR is not set: ComfyUI's samplers are not in this run")
+        record = measure(args, print)
+        if args.json:
+            with open(args.json, "w") as handle:
+                json.dump(record, handle)
+        records = [record]
+    curves = report(records, say)
+    write_text()
+    if args.plot and any(key[1] == 3.0 for key in curves):
+        plot(curves, args.plot, [f for f in FIELDS if (f, 3.0) in curves])
 
-    header = f"{'source':8} {'sampler':28} {'kind':6} " + " ".join(f"{'NFE ' + str(n):>18}" for n in args.nfe)
-    print(header)
-    print("-" * len(header))
-    for source, name, stochastic, results in rows:
-        cells = " ".join(f"{'-':>18}" if r is None else f"{r[0]:10.5f} ({r[1]:>3}st)" for r in results)
-        print(f"{source:8} {name:28} {'sde' if stochastic else 'ode':6} {cells}")
 
-    def best(source):
-        out = []
-        for k in range(len(args.nfe)):
-            candidates = [(r[3][k][0], r[1]) for r in rows if r[0] == source and not r[2] and r[3][k] is not None]
-            out.append(min(candidates) if candidates else None)
-        return out
-
-    ours_best, comfy_best = best("ours"), best("comfyui")
-    print()
-    for k, n in enumerate(args.nfe):
-        line = f"NFE {n:>3}: best ours {ours_best[k][1]} {ours_best[k][0]:.5f}"
-        if comfy_best[k] is not None:
-            ratio = ours_best[k][0] / comfy_best[k][0]
-            line += f" | best ComfyUI {comfy_best[k][1]} {comfy_best[k][0]:.5f} | ratio {ratio:.2f} (target <= 0.5)"
-        print(line)
-    gap, endpoint_change, first_denoised_change = ve_cap_cost(field, noise)
-    print(f"\nVE view sigma cap: 1 - sigma_cap = {gap:.2e}; first denoised changes by {first_denoised_change:.2e}, "
-          f"the 32-step flow Euler endpoint by {endpoint_change:.2e} (max abs)")
-
+def plot(curves, path, fields):
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib is not installed: no plot (pip install matplotlib)")
+        print("matplotlib is not installed: no plot")
         return
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    for source, name, stochastic, results in rows:
-        if stochastic:
-            continue
-        points = [(n, r[0]) for n, r in zip(args.nfe, results) if r is not None]
+    fig, axes = plt.subplots(1, len(fields), figsize=(4 * len(fields), 4), sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, field_name in zip(axes, fields):
+        budgets, default, old, best_peer = curves[(field_name, 3.0)]
+        for fits, label, style in ((default, "Flow PC + flow_pc", "-"), (old, "Flow Multistep + simple", "--")):
+            points = [(n, f[0]) for n, f in zip(budgets, fits) if f is not None]
+            ax.loglog(*zip(*points), marker="o", linestyle=style, label=label)
+        points = [(n, f[0]) for n, f in zip(budgets, best_peer) if f is not None]
         if points:
-            ax.loglog(*zip(*points), marker="o", linestyle="-" if source == "ours" else ":",
-                      linewidth=2.2 if source == "ours" else 1.0, label=f"{source}: {name}")
-    ax.set_xlabel("model calls (NFE)")
-    ax.set_ylabel("RMSE to exact ODE endpoint")
-    ax.set_title(f"Exact RF Gaussian field, shift {SHIFT:g}, scheduler simple")
-    ax.legend(fontsize=6, ncol=2)
+            ax.loglog(*zip(*points), marker="s", linestyle=":", color="black", label="best peer pair per NFE")
+        ax.set_title(f"{field_name}, shift 3", fontsize=9)
+        ax.set_xlabel("model calls (NFE)")
+    axes[0].set_ylabel("RMSE to exact ODE endpoint")
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    fig.savefig(args.out, dpi=120)
-    print(f"plot: {args.out}")
+    fig.savefig(path, dpi=110)
+    print(f"plot: {os.path.basename(path)}")
 
 
 if __name__ == "__main__":

@@ -16,13 +16,52 @@ import comfy.model_sampling
 
 from ._core import model_sampling as core_model_sampling
 from ._core import schedule, settings
+from . import sampler_views
 
 # SDXL's VAE normalisation; RF finetunes on other VAEs (EQ-VAE, the 32-channel Flux2 VAE) differ.
 SDXL_LATENT_SCALE = 0.13025
 SDXL_LATENT_SHIFT = 0.0
 
 
-class FlowModelSamplingComfy(core_model_sampling.FlowModelSampling,
+class ComfyRebuildProtocol:
+    """The calls ComfyUI nodes make to rebuild a model sampling from its class.
+
+    ModelNoiseScale (ComfyUI v0.33) does `ms = type(original)(model.model_config)`, then
+    `ms.set_parameters(shift=original.shift, multiplier=original.multiplier)` and
+    `ms.set_noise_scale(noise_scale)`. The model config carries none of our settings, so each
+    (view, timestep mapping) has its own class (host_class) and the rebuilt object keeps them.
+    """
+
+    default_timestep_mapping = schedule.DEFAULT_TIMESTEP_MAPPING
+    noise_scale = 1.0
+
+    def __init__(self, shift=schedule.DEFAULT_SHIFT, timestep_mapping=None, **options):
+        if hasattr(shift, "sampling_settings"):  # type(ms)(model_config): shift follows in set_parameters
+            shift = schedule.DEFAULT_SHIFT
+        if timestep_mapping is None:
+            timestep_mapping = self.default_timestep_mapping
+        super().__init__(shift=shift, timestep_mapping=timestep_mapping, **options)
+
+    def set_parameters(self, shift=schedule.DEFAULT_SHIFT, timesteps=schedule.NUM_TIMESTEPS,
+                       multiplier=schedule.NUM_TIMESTEPS):
+        """Rebuild the table for another shift (ComfyUI's ModelSamplingDiscreteFlow signature)."""
+        if multiplier != schedule.NUM_TIMESTEPS or timesteps != schedule.NUM_TIMESTEPS:
+            raise ValueError(f"timesteps and multiplier must be {schedule.NUM_TIMESTEPS} for an RF SDXL "
+                             f"model sampling, got timesteps={timesteps!r}, multiplier={multiplier!r}")
+        self.shift = schedule.check_shift(shift)
+        self.multiplier = schedule.NUM_TIMESTEPS
+        self.register_buffer("sigmas", self._table(schedule.NUM_TIMESTEPS))
+
+    def set_noise_scale(self, noise_scale):
+        noise_scale = schedule.check_number("noise_scale", noise_scale, minimum=0.0)
+        if noise_scale != 1.0:
+            raise ValueError(f"noise_scale must be 1 with Model Sampling Flow (RF SDXL), got {noise_scale!r}: "
+                             "RF SDXL checkpoints are trained on unit-variance noise; ModelNoiseScale is for "
+                             "models trained on scaled noise (HiDream-O1). Remove ModelNoiseScale or set it to 1.")
+        self.noise_scale = 1.0
+
+
+class FlowModelSamplingComfy(ComfyRebuildProtocol, core_model_sampling.FlowModelSampling,
                              comfy.model_sampling.ModelSamplingDiscreteFlow,
                              comfy.model_sampling.CONST):
     """Native flow view: the core's FlowModelSampling, typed as ComfyUI's ModelSamplingSD3 class."""
@@ -30,13 +69,25 @@ class FlowModelSamplingComfy(core_model_sampling.FlowModelSampling,
     sigma_data = 1.0  # EPS-style attribute some host code reads; the flow math never uses it
 
 
-class FlowVEModelSamplingComfy(core_model_sampling.FlowVEModelSampling):
+class FlowVEModelSamplingComfy(ComfyRebuildProtocol, core_model_sampling.FlowVEModelSampling):
     """VE view: the core's FlowVEModelSampling; not CONST, so ComfyUI treats it as a VE model."""
 
     sigma_data = 1.0
 
 
 HOST_CLASSES = {"flow": FlowModelSamplingComfy, "ve": FlowVEModelSamplingComfy}
+_CLASSES_BY_SETTINGS = {}
+
+
+def host_class(view, timestep_mapping):
+    """The ComfyUI model-sampling class of a view whose default mapping is `timestep_mapping`."""
+    key = (view, timestep_mapping)
+    if key not in _CLASSES_BY_SETTINGS:
+        base = HOST_CLASSES[view]
+        _CLASSES_BY_SETTINGS[key] = base if timestep_mapping == base.default_timestep_mapping else type(
+            base.__name__, (base,), {"default_timestep_mapping": timestep_mapping, "__module__": __name__,
+                                     "__qualname__": base.__qualname__})
+    return _CLASSES_BY_SETTINGS[key]
 
 
 class FlowLatentFormat(comfy.latent_formats.LatentFormat):
@@ -68,8 +119,7 @@ def build_model_sampling(shift, timestep_mapping, shift_mode, view, latent_shape
         raise ValueError("latent is required when shift_mode is 'resolution': connect the latent "
                          "you sample so the shift follows its size")
     effective_shift = flow_settings.effective_shift(latent_shape)
-    return HOST_CLASSES[flow_settings.view](shift=effective_shift,
-                                            timestep_mapping=flow_settings.timestep_mapping)
+    return host_class(flow_settings.view, flow_settings.timestep_mapping)(shift=effective_shift)
 
 
 def patch_model(model, shift, timestep_mapping, shift_mode, view, latent_scale=SDXL_LATENT_SCALE,
@@ -80,6 +130,8 @@ def patch_model(model, shift, timestep_mapping, shift_mode, view, latent_scale=S
     model_sampling = build_model_sampling(shift, timestep_mapping, shift_mode, view, latent_shape)
     patched = model.clone()
     patched.add_object_patch("model_sampling", model_sampling)
+    if model_sampling.view == "ve":  # deterministic samplers integrate in flow coordinates
+        sampler_views.add_sampler_wrapper(patched)
     current = model.get_model_object("latent_format")
     if (float(getattr(current, "scale_factor", 1.0)), float(getattr(current, "shift_factor", 0.0) or 0.0)) \
             != (float(latent_scale), float(latent_shift)):

@@ -5,6 +5,7 @@ V1 mappings load in every ComfyUI release and fork that runs custom nodes; the V
 """
 import inspect
 import re
+import sys
 
 import torch
 
@@ -14,14 +15,33 @@ from ._core import registry, schedule, settings
 from .model_sampling import SDXL_LATENT_SCALE, SDXL_LATENT_SHIFT, patch_model
 from .registration import require_flow_model_sampling, sampler_function, scheduler_function
 
-# The VE view is the default: on an exact RF field it fixes ddpm and res_multistep_ancestral, which
-# ModelSamplingSD3 gets wrong, and loses only dpm_adaptive (docs/comfyui.md has the table); the
-# native view is kept for exact ModelSamplingSD3 parity.
+# The VE view is the default: stochastic samplers take ComfyUI's VE paths there (right for RF, ddpm and
+# res_multistep_ancestral included, which ModelSamplingSD3 gets wrong), deterministic ones integrate in
+# flow coordinates as under ModelSamplingSD3, and every scheduler spans the flow sigma range
+# (sampler_views.py; docs/comfyui.md has the tables). The native view is kept for exact parity.
 DEFAULT_VIEW = "ve"
 VIEW_CHOICES = ("ve", "flow")
-CATEGORY = "advanced/model"
-SAMPLER_CATEGORY = "sampling/custom_sampling/samplers"
-SCHEDULER_CATEGORY = "sampling/custom_sampling/schedulers"
+
+
+def host_category(node_name, module_name, current):
+    """The category the running ComfyUI gives its built-in `node_name`, so ours sit next to it.
+
+    ComfyUI moved them (ModelSamplingSD3: `advanced/model` in 0.3.64, `model/patch/stable
+    diffusion` in 0.33); `current` is the newest layout, for a ComfyUI that lacks the node.
+    """
+    for node in (getattr(sys.modules.get("nodes"), "NODE_CLASS_MAPPINGS", {}).get(node_name),
+                 getattr(sys.modules.get(module_name), node_name, None)):
+        category = getattr(node, "CATEGORY", None)
+        if isinstance(category, str) and category:
+            return category
+    return current
+
+
+CATEGORY = host_category("ModelSamplingSD3", "comfy_extras.nodes_model_advanced", "model/patch/stable diffusion")
+SAMPLER_CATEGORY = host_category("KSamplerSelect", "comfy_extras.nodes_custom_sampler", "model/sampling/samplers")
+SCHEDULER_CATEGORY = host_category("BasicScheduler", "comfy_extras.nodes_custom_sampler", "model/sampling/schedulers")
+# Words the node search matches besides the display name (ComfyUI reads SEARCH_ALIASES).
+SEARCH_ALIASES = ["rectified flow", "RF SDXL", "flow matching", "model sampling flow", "ModelSamplingSD3", "shift"]
 
 
 class ModelSamplingFlowSDXL:
@@ -45,8 +65,9 @@ class ModelSamplingFlowSDXL:
                                                                        "sqrt(pixels / 1024^2) of the connected latent "
                                                                        "(bluvoll sd-scripts)."}),
                 "view": (list(VIEW_CHOICES), {"default": DEFAULT_VIEW,
-                                              "tooltip": "ve (recommended): ComfyUI's samplers take their VE paths, right for RF "
-                                                         "(ddpm, res_multistep_ancestral included; not dpm_adaptive). flow: "
+                                              "tooltip": "ve (recommended): stochastic samplers run in the VE view (right for RF), "
+                                                         "deterministic ones in flow coordinates, schedules over the flow "
+                                                         "range. flow: "
                                                          "native CONST view, identical to ModelSamplingSD3."}),
             },
             "optional": {
@@ -61,6 +82,7 @@ class ModelSamplingFlowSDXL:
     RETURN_TYPES = ("MODEL",)
     FUNCTION = "patch"
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = SEARCH_ALIASES
     DESCRIPTION = "Rectified-flow model sampling for RF-trained SDXL checkpoints (shift, trainer timestep mapping, view)."
 
     def patch(self, model, shift, timestep_mapping, shift_mode, view, latent_scale=SDXL_LATENT_SCALE,

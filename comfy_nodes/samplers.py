@@ -21,6 +21,21 @@ def model_sampling_of(model):
     return model.inner_model.inner_model.model_sampling
 
 
+# ComfyUI's float32 flow table (ModelSamplingDiscreteFlow, and ours in the flow view for bit parity)
+# tops out above 1 for some shifts (1.0000001 at 4.07); schedulers that go through the timestep and
+# back (normal, sgm_uniform) amplify that by up to 1 / shift (1.0000973 at the widget's 0.01).
+# That is rounding, not a VE sigma (those are far above 1 at the top), which stays an error.
+TABLE_ROUNDING = 2.0 ** -10
+
+
+def without_table_rounding(sigmas):
+    """Flow sigmas with a float32 table's rounding above 1 taken back to 1 (a new tensor if changed)."""
+    top = float(sigmas.max())
+    if 1.0 < top <= 1.0 + TABLE_ROUNDING:
+        return sigmas.clamp(max=1.0)
+    return sigmas
+
+
 def run_flow_sampler(function, model, x, sigmas, extra_args=None, callback=None, disable=None,
                      **options):
     """Run a core flow sampler inside ComfyUI's sampler loop, in either view."""
@@ -31,6 +46,7 @@ def run_flow_sampler(function, model, x, sigmas, extra_args=None, callback=None,
     if len(sigmas) <= 1:
         return x
     if isinstance(model_sampling_of(model), comfy.model_sampling.CONST):
+        sigmas = without_table_rounding(sigmas)
         return function(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable, **options)
     return ve_bridge.sample_in_ve(function, model, x, sigmas, extra_args=extra_args, callback=callback,
                                   disable=disable, **options)

@@ -3,16 +3,31 @@
 Modules: schedule (time shift, trainers' timestep mappings), views (flow <-> VE, velocity <->
 denoised), model_sampling (objects hosts attach to a model), schedulers, samplers, registry
 (the one table hosts register from), settings (user settings, infotext), oracles (exact RF
-fields), checkpoint (safetensors header inspection).
-"""
-from .model_sampling import FlowModelSampling, FlowVEModelSampling, make_model_sampling
-from .registry import SAMPLERS, SCHEDULERS
-from .schedule import TIMESTEP_MAPPINGS, resolution_shift, sigma_to_timestep, time_shift
-from .schedulers import get_sigmas
-from .settings import FlowSettings
+fields), safetensors_header (header reader) and checkpoint (inspector, RF marker).
 
-__all__ = [
-    "FlowModelSampling", "FlowVEModelSampling", "make_model_sampling", "SAMPLERS", "SCHEDULERS",
-    "TIMESTEP_MAPPINGS", "resolution_shift", "sigma_to_timestep", "time_shift", "get_sigmas",
-    "FlowSettings",
-]
+The names below are imported on first use, so `python -m model_sampling_flow inspect` and the
+checkpoint inspector run with the standard library alone; everything else needs torch.
+"""
+import importlib
+
+_LAZY = {
+    "FlowModelSampling": "model_sampling", "FlowVEModelSampling": "model_sampling",
+    "make_model_sampling": "model_sampling", "SAMPLERS": "registry", "SCHEDULERS": "registry",
+    "TIMESTEP_MAPPINGS": "schedule", "resolution_shift": "schedule", "sigma_to_timestep": "schedule",
+    "time_shift": "schedule", "get_sigmas": "schedulers", "FlowSettings": "settings",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -6,11 +6,15 @@ Every subcommand is a (configure, run) pair in COMMANDS; adding one (e.g. `bench
 import argparse
 import sys
 
-from .schedule import DEFAULT_SHIFT, TIMESTEP_MAPPING_DESCRIPTIONS, TIMESTEP_MAPPINGS
+from .schedule import SHIFT_MODES, TIMESTEP_MAPPING_DESCRIPTIONS, TIMESTEP_MAPPINGS
 
 
 def _configure_demo(parser):
-    from . import demo
+    try:
+        from . import demo
+    except ImportError as error:     # no torch: `inspect` and `mark` still work
+        parser.set_defaults(unavailable=f"the demo needs torch, which cannot be imported here ({error})")
+        return
     parser.add_argument("--out", default=demo.DEFAULT_OUT,
                         help=f"directory for demo.png and demo_table.txt (default: {demo.DEFAULT_OUT})")
     parser.add_argument("--steps", default=",".join(str(s) for s in demo.DEFAULT_STEPS),
@@ -22,6 +26,8 @@ def _configure_demo(parser):
 
 
 def _run_demo(args):
+    if getattr(args, "unavailable", None):
+        raise ValueError(args.unavailable)
     from . import demo
     try:
         steps = tuple(int(s) for s in args.steps.split(",") if s.strip())
@@ -35,58 +41,64 @@ def _run_demo(args):
 
 
 def _configure_inspect(parser):
-    parser.add_argument("file", help="a .safetensors checkpoint (only its header is read)")
+    parser.add_argument("file", help="a .safetensors file, or a diffusers folder (only headers and small "
+                                     "JSON sidecars are read; nothing is unpickled)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def _run_inspect(args):
     import json
 
-    from .checkpoint import format_report, inspect_checkpoint, recommended_settings
+    from .checkpoint import format_report, inspect_checkpoint
     report = inspect_checkpoint(args.file)
     if args.json:
-        settings = recommended_settings(report)
-        report = dict(report, recommended=None if settings is None else {
-            "shift": settings.shift, "timestep_mapping": settings.timestep_mapping,
-            "shift_mode": settings.shift_mode})
-        print(json.dumps(report, indent=2, sort_keys=True))
+        print(json.dumps(report.as_dict(), indent=2, sort_keys=True))
     else:
         print(format_report(report))
     return 0
 
 
 def _configure_mark(parser):
-    parser.add_argument("file", help="the checkpoint to mark; it is not modified")
-    parser.add_argument("--shift", type=float, default=DEFAULT_SHIFT, help="default: %(default)s")
+    parser.add_argument("file", help="the checkpoint or UNet file (or diffusers folder) to mark; a LoRA or "
+                                     "VAE is refused. The file itself is not modified; the sidecar is "
+                                     "written atomically and a symbolic link there is never followed")
+    parser.add_argument("--shift", type=float, default=None,
+                        help="the shift to sample with (default: what inspect recommends)")
     parser.add_argument("--mapping", default=None, choices=sorted(TIMESTEP_MAPPINGS),
                         help="the trainer's timestep mapping: " + "; ".join(
                             f"{k} = {v}" for k, v in TIMESTEP_MAPPING_DESCRIPTIONS.items())
                         + " (default: what inspect recommends)")
-    parser.add_argument("--shift-mode", default="static", choices=("static", "resolution"))
+    parser.add_argument("--shift-mode", default=None, choices=SHIFT_MODES,
+                        help="default: what inspect recommends (static unless the file says otherwise)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing sidecar that says something else, a broken one, or a "
+                             "symbolic link at the sidecar path (the link itself, never its target)")
 
 
 def _run_mark(args):
-    from .checkpoint import inspect_checkpoint, recommended_settings, write_sidecar
-    from .settings import FlowSettings
-    report = inspect_checkpoint(args.file)
-    mapping = args.mapping
-    if mapping is None:
-        guess = recommended_settings(dict(report, is_rf=True, marker={}))
-        mapping = guess.timestep_mapping
-    settings = FlowSettings(shift=args.shift, timestep_mapping=mapping, shift_mode=args.shift_mode)
-    path = write_sidecar(args.file, settings)
-    print(f"wrote {path}: rectified flow, shift {settings.shift:g}, timestep mapping "
-          f"{settings.timestep_mapping}, shift mode {settings.shift_mode}")
+    from .checkpoint import gather_facts, rf_settings, write_sidecar
+    facts = gather_facts(args.file)
+    if facts.kind in ("lora", "vae", "text encoder", "controlnet"):
+        raise ValueError(f"file {args.file!r} is not a checkpoint (it is a {facts.kind}); mark the checkpoint "
+                         "it is used with instead")
+    settings, _ = rf_settings(facts)
+    for key, value in (("shift", args.shift), ("timestep_mapping", args.mapping), ("shift_mode", args.shift_mode)):
+        if value is not None:
+            settings[key] = value
+    path = write_sidecar(args.file, settings, force=args.force)
+    print(f"wrote {path}: rectified flow, shift {settings['shift']:g}, timestep mapping "
+          f"{settings['timestep_mapping']}, shift mode {settings['shift_mode']}")
     return 0
 
 
 COMMANDS = {
     "demo": ("sample an exactly known rectified-flow model the right and the wrong ways; "
              "writes a PNG grid and prints an error table", _configure_demo, _run_demo),
-    "inspect": ("read a .safetensors header: architecture, v_pred/ztsnr, metadata, whether it "
-                "is marked rectified flow, recommended settings", _configure_inspect, _run_inspect),
-    "mark": ("mark a checkpoint as rectified flow by writing <name>.flow.json next to it",
-             _configure_mark, _run_mark),
+    "inspect": ("read a .safetensors header (standard library only): file kind, architecture, "
+                "v_pred/ztsnr, metadata, whether it is rectified flow and why, recommended settings",
+                _configure_inspect, _run_inspect),
+    "mark": ("mark a checkpoint as rectified flow by writing <name>.flow.json next to it, with the "
+             "settings inspect recommends unless given", _configure_mark, _run_mark),
 }
 
 
@@ -103,11 +115,15 @@ def build_parser():
 
 
 def main(argv=None):
+    for stream in (sys.stdout, sys.stderr):
+        # text a terminal cannot encode (a lone surrogate, a non-UTF-8 console) is shown escaped
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
     except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

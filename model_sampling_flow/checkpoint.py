@@ -1,60 +1,55 @@
-"""Safetensors header inspection and rectified-flow (RF) detection, without loading any weights.
+"""Checkpoint inspector and rectified-flow (RF) detection, from headers and small sidecars only.
 
-A safetensors file starts with an 8-byte little-endian header length N, then N bytes of JSON:
-{tensor name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}},
-then the raw tensor bytes. Everything reported here comes from that header (and from small
-JSON/YAML sidecar files next to the checkpoint); tensor data is never read and pickle-based
-formats (.ckpt, .pt, .pth, .bin) are refused, because unpickling runs arbitrary code.
+`inspect_checkpoint(path)` first assembles `Facts` (what the safetensors header, the sidecars
+and a diffusers scheduler config say), then `RULES`, one ordered list, gives the `Verdict`. The
+inspector runs on the standard library alone; tensor data is never read, nothing is unpickled.
 
-What real RF SDXL checkpoints carry (researched; see README "The RF marker"):
+What real RF SDXL checkpoints carry (researched; README "Checkpoint inspector and the RF marker"):
   * bluvoll/sd-scripts and bluvoll/sd-scripts-f2vae (`--flow_model`) save full checkpoints
-    through kohya's SAI model spec with `modelspec.prediction_type = "epsilon"` -- the
-    trainer has no flow value for it -- and write no flow-specific key, so the metadata of
-    those RF files is indistinguishable from an eps model's.
-  * Mikubill/naifu (modules/train_sdxl_flow.py) writes only `global_step` and `current_epoch`.
+    through kohya's SAI model spec with `modelspec.prediction_type = "epsilon"` -- the trainer
+    has no flow value for it -- and no flow-specific key: their metadata looks like an eps model's.
+  * Mikubill/naifu (modules/train_sdxl_flow.py, which trained nyanko7/nyaflow-xl-alpha) writes
+    only `global_step` and `current_epoch`.
   * ComfyUI's CheckpointSave writes `modelspec.predict_key` and the empty `v_pred` / `ztsnr`
-    tensors that ComfyUI and reForge read as "v-prediction" / "zero terminal SNR"; there is no
-    flow key. A1111 1.10 reads neither: it takes a `<name>.yaml` config next to the file.
-  * The only SDXL-UNet checkpoints with 32 latent channels (Flux 2 VAE) are the
-    CabalResearch/bluvoll RF conversions (NoobAI-Flux2VAE-RectifiedFlow, Mugen), trained with
-    bluvoll/sd-scripts-f2vae.
-So a file has to be marked. Our marker, read by every host's "Auto" (a user setting always
-wins over it), in order of precedence:
-  1. a sidecar `<checkpoint name without extension>.flow.json` next to the checkpoint:
+    tensors that ComfyUI and reForge read; there is no flow key. A1111 reads a `<name>.yaml`.
+  * Diffusers-format releases (CabalResearch/Mugen) name a `FlowMatch*` scheduler class in
+    `scheduler/scheduler_config.json`; single files lose it.
+  * SDXL UNets with 32 latent channels (Flux 2 VAE) are, as far as known, all CabalResearch /
+    bluvoll RF conversions (NoobAI-Flux2VAE-RectifiedFlow, Mugen).
+So a file is marked by us, or recognised by hints. Markers, in order of precedence:
+  1. a sidecar `<checkpoint without extension>.flow.json` (for a diffusers folder: `<folder>.flow.json`):
        {"prediction_type": "rectified_flow", "shift": 3.0, "timestep_mapping": "floor_999"}
-     ("prediction_type" of "epsilon" or "v" marks the file as *not* RF, silencing the hints);
-  2. `__metadata__` keys in the checkpoint:
-       "modelspec.prediction_type": "rectified_flow"
-       "flow_sampling.shift": "3.0"                   (optional, default 3)
-       "flow_sampling.timestep_mapping": "floor_999"  (optional; continuous | floor_999 | floor_1000)
-       "flow_sampling.shift_mode": "static"           (optional; static | resolution)
-  3. hints, when neither is present: "rectified flow" / "rectified_flow" / "rectified-flow" in
-     the file name, modelspec title/description or kohya training comment; an SDXL UNet with
-     32 latent channels.
+     ("prediction_type" "epsilon" or "v" marks the file as *not* RF, silencing the hints);
+  2. `__metadata__`: "modelspec.prediction_type": "rectified_flow", optional
+     "flow_sampling.shift" / ".timestep_mapping" / ".shift_mode";
+  3. a diffusers scheduler config naming a FlowMatch* class;
+  then marker tensors (v_pred, EDM) and an explicit v-prediction declaration rule RF out, and
+  hints (`name_hints`, the 32-channel UNet) make an unmarked full checkpoint or UNet likely RF.
 """
 import json
 import os
 import re
-import struct
+import stat
+import threading
+from dataclasses import dataclass, field, fields, replace
 
-from .schedule import (DEFAULT_SHIFT, TIMESTEP_MAPPINGS, check_choice, check_number)
-from .settings import SHIFT_MODES, FlowSettings
+from .safetensors_header import MAX_HEADER_BYTES, PICKLE_SUFFIXES, HeaderError, read_header  # noqa: F401
+from .schedule import (DEFAULT_SHIFT, DEFAULT_TIMESTEP_MAPPING, SHIFT_MODES, TIMESTEP_MAPPINGS,
+                       check_choice, check_shift, parse_number)
 
-# The safetensors reference implementation refuses headers above 100 MB; so do we.
-MAX_HEADER_BYTES = 100 * 1000 * 1000
-MAX_SIDECAR_BYTES = 1000 * 1000
+MAX_SIDECAR_BYTES = 1_000_000
 RF_PREDICTION_TYPE = "rectified_flow"
 SIDECAR_SUFFIX = ".flow.json"
 METADATA_PREDICTION_TYPE = "modelspec.prediction_type"
 METADATA_SHIFT = "flow_sampling.shift"
 METADATA_TIMESTEP_MAPPING = "flow_sampling.timestep_mapping"
 METADATA_SHIFT_MODE = "flow_sampling.shift_mode"
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
-NOT_RF_PREDICTION_TYPES = ("epsilon", "eps", "v", "v_prediction", "sample", "x0")
-
-_RF_WORDS = re.compile(r"rectified[\s_\-]?flow", re.IGNORECASE)
-# dtype names are upper-case tags (F16, BF16, F8_E4M3, ...); new ones keep appearing, so any tag is accepted
-_DTYPE = re.compile(r"[A-Z][A-Z0-9_]*")
+EPSILON_PREDICTION_TYPES = ("epsilon", "eps")
+V_PREDICTION_TYPES = ("v", "v_prediction", "v-prediction", "vpred", "v_pred")
+NOT_RF_PREDICTION_TYPES = EPSILON_PREDICTION_TYPES + V_PREDICTION_TYPES + ("sample", "x0")
+DIFFUSERS_UNET_FILES = ("unet/diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.fp16.safetensors")
+MAX_SHOWN_METADATA = 64          # metadata entries kept for the report beyond the ones rules read
+MAX_METADATA_TEXT = 65_536       # characters kept of one metadata value
 
 # UNet key layouts: (name, first conv, last conv, SDXL class-embedding key)
 _UNET_LAYOUTS = (
@@ -66,222 +61,195 @@ _UNET_LAYOUTS = (
     ("diffusers", "conv_in.weight", "conv_out.weight", "add_embedding.linear_1.weight"),
     ("diffusers", "unet.conv_in.weight", "unet.conv_out.weight", "unet.add_embedding.linear_1.weight"),
 )
+_MARKER_TENSORS = ("v_pred", "ztsnr", "edm_vpred.sigma_max", "edm_mean", "edm_std")
+_KEPT_TENSORS = frozenset(key for layout in _UNET_LAYOUTS for key in layout[1:]) | frozenset(_MARKER_TENSORS)
+# one pass over the tensor names: which component each name belongs to (first matching group)
+_COMPONENT_GROUPS = ("lora", "controlnet", "unet", "clip_l", "clip_g", "vae")
+_COMPONENT = re.compile(
+    r"(lora_|lycoris_|.*\.(?:lora_down|lora_up|lora_A|lora_B|hada_w1_a|lokr_w1|oft_blocks)\b)"
+    r"|(control_model\.|controlnet_|.*input_hint_block\.)"
+    r"|(model\.diffusion_model\.|diffusion_model\.|input_blocks\.|middle_block\.|output_blocks\.|"
+    r"conv_in\.|down_blocks\.|up_blocks\.|unet\.)"
+    r"|(conditioner\.embedders\.0\.|cond_stage_model\.|text_encoder\.|text_model\.)"
+    r"|(conditioner\.embedders\.1\.|text_encoder_2\.)"
+    r"|(first_stage_model\.|vae\.|encoder\.|decoder\.|quant_conv\.|post_quant_conv\.)")
+_KEPT_METADATA_PREFIXES = ("modelspec.", "flow_sampling.")
+_KEPT_METADATA = frozenset((
+    "global_step", "current_epoch", "ss_sd_scripts_commit_hash", "ss_training_comment", "ss_output_name",
+    "ss_base_model_version", "ss_v2", "ss_zero_terminal_snr", "ss_network_module", "ss_v_parameterization"))
 
 
 # ---------------------------------------------------------------------------------------------
-# reading the header
-def _refuse_pickle(path):
-    raise ValueError(f"path {path!r} is a pickle-based checkpoint; it is never opened here because "
-                     "unpickling can run arbitrary code. Convert it to .safetensors first.")
+# names: the tokens a file name or title is made of
+_TOKEN = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+# a token that is by itself a rectified-flow hint in a name (lower case). Taken from real releases
+# (tests/test_rf_names.py cites them): "...-Rectified-Flow", "NoobAI-Flux2VAE-RectifiedFlow",
+# "ChenkinRF/Chenkin0.3RF-Experiments", "...-XL-V0.2-RF", "nyaflow-xl-alpha" (naifu's flow model).
+RF_NAME_TOKENS = ("rectified", "rf", "flow", "nyaflow", "rectifiedflow", "flowmatch", "flowmatching")
+# prose (a description, a training comment): only these phrases; "flow" alone is too common there
+_RF_PROSE = re.compile(r"rectified[\s_\-]*flow|flow[\s_\-]*match(?:ing)?", re.IGNORECASE)
 
 
-def read_safetensors_header(path):
-    """(tensors, metadata, sizes) from the header of a safetensors file; never reads tensor data.
+def name_tokens(name):
+    """The words of a file name or title: split at non-alphanumerics, case changes and digits.
 
-    Raises ValueError naming the path for anything that is not a complete, well-formed file.
+    'ChenkinNoob-XL-v0.2-Rectified-Flow' -> ['Chenkin', 'Noob', 'XL', 'v', '0', '2', 'Rectified', 'Flow'].
     """
-    path = os.fspath(path)
-    if path.lower().endswith(PICKLE_SUFFIXES):
-        _refuse_pickle(path)
-    if not os.path.isfile(path):
-        raise ValueError(f"path {path!r} is not a file")
-    file_bytes = os.path.getsize(path)
-    with open(path, "rb") as handle:
-        prefix = handle.read(8)
-        if prefix[:2] == b"PK" or prefix[:1] == b"\x80":
-            # zip (torch.save) or a raw pickle stream under another name
-            _refuse_pickle(path)
-        if len(prefix) < 8:
-            raise ValueError(f"path {path!r} is not a safetensors file: {file_bytes} bytes, "
-                             "shorter than the 8-byte header length")
-        (header_bytes,) = struct.unpack("<Q", prefix)
-        if header_bytes > MAX_HEADER_BYTES:
-            raise ValueError(f"path {path!r} declares a {header_bytes}-byte header, above the "
-                             f"{MAX_HEADER_BYTES}-byte limit: not a safetensors file, or a corrupt one")
-        if header_bytes < 2:
-            raise ValueError(f"path {path!r} is not a safetensors file: header length {header_bytes}")
-        if 8 + header_bytes > file_bytes:
-            raise ValueError(f"path {path!r} is truncated: the header needs {header_bytes} bytes but "
-                             f"only {file_bytes - 8} follow the length")
-        raw = handle.read(header_bytes)
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise ValueError(f"path {path!r} is not a safetensors file: its header is not JSON "
-                         f"({type(error).__name__}: {str(error)[:200]})") from None
-    if not isinstance(header, dict):
-        raise ValueError(f"path {path!r} is not a safetensors file: its header is a "
-                         f"{type(header).__name__}, not an object")
-    metadata = header.pop("__metadata__", None) or {}
-    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise ValueError(f"path {path!r} has a malformed __metadata__: it must map strings to strings")
-    data_bytes = file_bytes - 8 - header_bytes
-    end = 0
-    for name, info in header.items():
-        if not (isinstance(info, dict) and isinstance(info.get("shape"), list)
-                and isinstance(info.get("data_offsets"), list) and len(info["data_offsets"]) == 2
-                and isinstance(info.get("dtype"), str) and _DTYPE.fullmatch(info["dtype"])
-                and all(isinstance(d, int) and d >= 0 for d in info["shape"])
-                and all(isinstance(o, int) and o >= 0 for o in info["data_offsets"])):
-            raise ValueError(f"path {path!r} has a malformed header entry for tensor {name!r}: {info!r}"[:400])
-        begin, stop = info["data_offsets"]
-        if stop < begin:
-            raise ValueError(f"path {path!r} has a malformed header entry for tensor {name!r}: "
-                             f"data_offsets {info['data_offsets']!r}")
-        end = max(end, stop)
-    if end > data_bytes:
-        raise ValueError(f"path {path!r} is truncated: its tensors need {end} data bytes but the file "
-                         f"holds {data_bytes}")
-    return header, metadata, {"file_bytes": file_bytes, "header_bytes": header_bytes}
+    return _TOKEN.findall(name)
+
+
+def name_hints(text, where):
+    """Hints (one string each, saying what was found) that `text`, a name or title, is an RF model."""
+    found = []
+    for token in name_tokens(text):
+        if token.lower() in RF_NAME_TOKENS and token not in found:
+            found.append(token)
+    if not found:
+        return []
+    return [f"{where} has the word{'s' if len(found) > 1 else ''} " + " and ".join(repr(t) for t in found)]
+
+
+def prose_hints(text, where):
+    match = _RF_PROSE.search(text)
+    return [f"{where} mentions {match.group(0)!r}"] if match else []
 
 
 # ---------------------------------------------------------------------------------------------
-# architecture
-def _architecture(tensors):
-    """Model family, key layout, components and latent channels from tensor names and shapes."""
-    out = {"architecture": "unknown", "layout": None, "in_channels": None, "latent_channels": None,
-           "unet_channels": None, "adm_in_channels": None}
-    for layout, first, last, label in _UNET_LAYOUTS:
-        if first not in tensors:
-            continue
-        shape = tensors[first]["shape"]
-        if len(shape) != 4:
-            continue
-        out["layout"], out["unet_channels"], out["in_channels"] = layout, shape[0], shape[1]
-        last_shape = tensors.get(last, {}).get("shape")
-        # the output conv gives the latent channels even for inpainting UNets (input = latent + mask + image)
-        out["latent_channels"] = last_shape[0] if last_shape and len(last_shape) == 4 else shape[1]
-        label_shape = tensors.get(label, {}).get("shape")
-        out["adm_in_channels"] = label_shape[1] if label_shape and len(label_shape) == 2 else None
-        if out["unet_channels"] == 320 and out["adm_in_channels"] == 2816:
-            out["architecture"] = "sdxl"
-        elif out["unet_channels"] == 384 and out["adm_in_channels"] == 2560:
-            out["architecture"] = "sdxl-refiner"
-        elif out["unet_channels"] == 320 and out["adm_in_channels"] is None:
-            out["architecture"] = "sd1/sd2"
-        break
-    names = tensors.keys()
-    out["components"] = sorted(
-        component for component, prefixes in (
-            ("unet", ("model.diffusion_model.", "diffusion_model.", "input_blocks.", "conv_in.", "unet.")),
-            ("clip_l", ("conditioner.embedders.0.transformer.", "cond_stage_model.transformer.",
-                        "text_encoder.")),
-            ("clip_g", ("conditioner.embedders.1.model.", "text_encoder_2.")),
-            ("vae", ("first_stage_model.", "vae.")),
-        ) if any(name.startswith(prefixes) for name in names))
-    return out
+# the facts
+@dataclass(frozen=True)
+class Facts:
+    """What the files say, before any rule. Sizes in bytes; channels from the UNet's convolutions."""
+    path: str
+    name: str                       # file (or diffusers folder) name the hints read
+    file_bytes: int
+    header_bytes: int
+    tensor_count: int
+    kind: str                       # checkpoint | unet | lora | vae | text encoder | controlnet | unknown
+    components: tuple
+    architecture: str = "unknown"   # sdxl | sdxl-refiner | sd1/sd2 | unknown
+    layout: str = None              # original | unet-only | diffusers | None
+    in_channels: int = None
+    latent_channels: int = None
+    unet_channels: int = None
+    adm_in_channels: int = None
+    v_pred: bool = False
+    ztsnr: bool = False
+    edm: bool = False
+    a1111_yaml: str = None
+    trainer: str = None
+    trainer_metadata: dict = field(default_factory=dict)
+    modelspec: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)   # kept entries (values cut at MAX_METADATA_TEXT)
+    metadata_count: int = 0
+    declared_prediction: str = ""                  # modelspec.prediction_type, lower case
+    sidecar_path: str = None
+    sidecar: dict = None                           # the sidecar's JSON object, when it is one
+    scheduler_config: str = None
+    scheduler: dict = None                         # relevant keys of a diffusers scheduler config
+    hints: tuple = ()
+    problems: tuple = ()                           # unreadable sidecar / scheduler config, as warnings
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The rules' answer: is the file RF, on what ground, and the settings to sample it with."""
+    is_rf: bool
+    source: str            # sidecar | metadata | scheduler config | hint | marker tensor | declaration |
+    #                        file kind | none
+    reason: str
+    settings: dict         # shift, timestep_mapping, shift_mode for an RF file; {} otherwise
+    settings_note: str     # where those values come from
+    warnings: tuple = ()
+    marker: dict = field(default_factory=dict)   # the values the deciding marker itself states (Auto applies them)
+
+
+@dataclass(frozen=True)
+class Report:
+    facts: Facts
+    verdict: Verdict
+
+    @property
+    def is_rf(self):
+        return self.verdict.is_rf
+
+    @property
+    def reason(self):
+        return self.verdict.reason
+
+    def as_dict(self):
+        """Facts and verdict as one JSON-ready dict (what `inspect --json` prints)."""
+        out = {f.name: getattr(self.facts, f.name) for f in fields(Facts)}
+        out.update(hints=list(self.facts.hints), problems=list(self.facts.problems),
+                   components=list(self.facts.components), sidecar=_shallow(self.facts.sidecar),
+                   scheduler=_shallow(self.facts.scheduler))
+        out["verdict"] = dict({f.name: getattr(self.verdict, f.name) for f in fields(Verdict)},
+                              warnings=list(self.verdict.warnings))
+        out["is_rf"], out["reason"] = self.verdict.is_rf, self.verdict.reason
+        out["recommended"] = dict(self.verdict.settings) if self.verdict.is_rf else None
+        return out
 
 
 # ---------------------------------------------------------------------------------------------
-# metadata
-def _trainer(metadata):
-    """Which trainer wrote the file, and the metadata keys that say so."""
-    keys = {}
-    trainer = None
-    ss = {k: v for k, v in metadata.items() if k.startswith("ss_")}
-    if ss:
-        trainer = "kohya sd-scripts (or a fork)"
-        for key in ("ss_sd_scripts_commit_hash", "ss_training_comment", "ss_output_name",
-                    "ss_base_model_version", "ss_v2", "ss_zero_terminal_snr", "ss_network_module"):
-            if key in ss:
-                keys[key] = ss[key]
-    elif "modelspec.sai_model_spec" in metadata and metadata.get("modelspec.implementation", "").startswith(
-            "https://github.com/Stability-AI/generative-models"):
-        # kohya's full-checkpoint writer records only the SAI model spec, with this implementation URL
-        trainer = "kohya sd-scripts (or a fork; SAI model spec only)"
-    elif set(metadata) >= {"global_step", "current_epoch"}:
-        trainer = "naifu"
-        keys = {k: metadata[k] for k in ("global_step", "current_epoch")}
-    elif "modelspec.predict_key" in metadata:
-        trainer = "ComfyUI CheckpointSave"
-        keys = {"modelspec.predict_key": metadata["modelspec.predict_key"]}
-    return trainer, keys
+# reading the files
+class _NameScan:
+    """keep(name) for read_header: records which components the tensor names belong to."""
+
+    def __init__(self):
+        self.seen = set()
+
+    def __call__(self, name):
+        match = _COMPONENT.match(name)
+        if match is not None:
+            self.seen.add(_COMPONENT_GROUPS[match.lastindex - 1])
+        return name in _KEPT_TENSORS
 
 
-def _modelspec(metadata):
-    return {k: v for k, v in metadata.items()
-            if k.startswith("modelspec.") and k != "modelspec.thumbnail"}
+class _MetadataKeep:
+    def __init__(self):
+        self.others = 0
 
-
-def sidecar_path(path):
-    """`<checkpoint without its extension>.flow.json`, the sidecar holding our RF marker."""
-    return os.path.splitext(os.fspath(path))[0] + SIDECAR_SUFFIX
-
-
-def read_sidecar(path):
-    """The sidecar's JSON object for checkpoint `path`, or None when there is none."""
-    side = sidecar_path(path)
-    if not os.path.isfile(side):
-        return None
-    return _read_small_json(side, "sidecar")
-
-
-def _marker_values(source, shift, mapping, shift_mode, warnings):
-    """Validated (shift, timestep_mapping, shift_mode) from a marker; invalid values become warnings."""
-    values = {}
-    if shift is not None:
-        try:
-            values["shift"] = float(check_number("shift", shift, minimum=0.0, strict_minimum=True))
-        except ValueError as error:
-            warnings.append(f"{source}: {error}; ignored")
-    if mapping is not None:
-        try:
-            values["timestep_mapping"] = check_choice("timestep_mapping", mapping, TIMESTEP_MAPPINGS)
-        except ValueError as error:
-            warnings.append(f"{source}: {error}; ignored")
-    if shift_mode is not None:
-        try:
-            values["shift_mode"] = check_choice("shift_mode", shift_mode, SHIFT_MODES)
-        except ValueError as error:
-            warnings.append(f"{source}: {error}; ignored")
-    return values
-
-
-def _hints(path, arch, metadata):
-    hints = []
-    texts = [("file name", os.path.basename(path))]
-    texts += [(key, metadata[key]) for key in ("modelspec.title", "modelspec.description",
-                                               "ss_training_comment", "ss_output_name") if key in metadata]
-    for where, text in texts:
-        if _RF_WORDS.search(text):
-            hints.append(f"{where} mentions rectified flow")
-    if arch["architecture"] == "sdxl" and arch["latent_channels"] == 32:
-        hints.append("SDXL UNet with 32 latent channels (Flux 2 VAE): every known such checkpoint is a "
-                     "bluvoll/sd-scripts-f2vae rectified-flow conversion")
-    return hints
-
-
-def _trainer_defaults(report):
-    """Settings for an unmarked RF file from what is known about the trainer that wrote it."""
-    if report["latent_channels"] == 32:
-        # bluvoll/sd-scripts-f2vae: timesteps = min(floor(1000 * sigma), 999); Mugen's card: shift ~6
-        return {"timestep_mapping": "floor_1000", "shift": 6.0}, \
-            "bluvoll/sd-scripts-f2vae mapping; shift 6 as the Mugen model card suggests"
-    if report["trainer"] == "naifu":
-        return {"timestep_mapping": "continuous"}, "naifu trains on t = 1000 * sigma"
-    if report["trainer"] and report["trainer"].startswith("kohya"):
-        return {"timestep_mapping": "floor_999"}, \
-            "bluvoll/sd-scripts mapping floor(999 * sigma) (floor_1000 for sd-scripts-f2vae; they differ " \
-            "by at most one timestep)"
-    return {}, "no trainer information: defaults"
-
-
-# ---------------------------------------------------------------------------------------------
-# diffusers folders: the scheduler config is a real marker there
-DIFFUSERS_UNET_FILES = ("unet/diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.fp16.safetensors")
+    def __call__(self, key):
+        if key in _KEPT_METADATA or key.startswith(_KEPT_METADATA_PREFIXES):
+            return True
+        self.others += 1
+        return self.others <= MAX_SHOWN_METADATA
 
 
 def _read_small_json(path, what):
-    if os.path.getsize(path) > MAX_SIDECAR_BYTES:
-        raise ValueError(f"{what} {path!r} is larger than {MAX_SIDECAR_BYTES} bytes")
+    """(object, None) from a small JSON file, or (None, a one-line problem); never raises."""
     try:
-        with open(path, "r", encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (UnicodeDecodeError, ValueError) as error:
-        raise ValueError(f"{what} {path!r} is not valid JSON ({error})") from None
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            return None, f"{what} {path!r} is not a regular file; ignored"
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_SIDECAR_BYTES + 1)
+    except OSError as error:
+        return None, f"{what} {path!r} cannot be read ({error.strerror}); ignored"
+    if len(raw) > MAX_SIDECAR_BYTES:
+        return None, f"{what} {path!r} is larger than {MAX_SIDECAR_BYTES} bytes; ignored"
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        return None, f"{what} {path!r} is not valid JSON ({type(error).__name__}); ignored"
     if not isinstance(data, dict):
-        raise ValueError(f"{what} {path!r} must hold a JSON object, got {type(data).__name__}")
-    return data
+        return None, f"{what} {path!r} must hold a JSON object, not {type(data).__name__}; ignored"
+    return data, None
+
+
+def sidecar_path(path):
+    """`<checkpoint without its extension>.flow.json`; for a folder `<folder>.flow.json`."""
+    path = os.path.normpath(os.fspath(path))
+    if os.path.isdir(path):
+        return path + SIDECAR_SUFFIX
+    return os.path.splitext(path)[0] + SIDECAR_SUFFIX
+
+
+def read_sidecar(path):
+    """The sidecar's JSON object for checkpoint `path`, or None when there is none or it is unreadable."""
+    side = sidecar_path(path)
+    if not os.path.lexists(side):
+        return None
+    return _read_small_json(side, "sidecar")[0]
 
 
 def _diffusers_files(path):
@@ -292,8 +260,8 @@ def _diffusers_files(path):
             if os.path.isfile(candidate):
                 break
         else:
-            raise ValueError(f"path {path!r} is a folder without a diffusers UNet "
-                             f"({' or '.join(DIFFUSERS_UNET_FILES)})")
+            raise HeaderError(f"folder {path!r} is not a diffusers model: it has no "
+                              f"{' or '.join(DIFFUSERS_UNET_FILES)}")
         root = path
     else:
         candidate = path
@@ -305,197 +273,535 @@ def _diffusers_files(path):
     return candidate, config if os.path.isfile(config) else None
 
 
+def _architecture(tensors):
+    out = {}
+    for layout, first, last, label in _UNET_LAYOUTS:
+        info = tensors.get(first)
+        if info is None or len(info.shape) != 4:
+            continue
+        out.update(layout=layout, unet_channels=info.shape[0], in_channels=info.shape[1])
+        last_info = tensors.get(last)
+        # the output conv gives the latent channels even for inpainting UNets (input = latent + mask + image)
+        out["latent_channels"] = last_info.shape[0] if last_info and len(last_info.shape) == 4 else info.shape[1]
+        label_info = tensors.get(label)
+        out["adm_in_channels"] = label_info.shape[1] if label_info and len(label_info.shape) == 2 else None
+        if out["unet_channels"] == 320 and out["adm_in_channels"] == 2816:
+            out["architecture"] = "sdxl"
+        elif out["unet_channels"] == 384 and out["adm_in_channels"] == 2560:
+            out["architecture"] = "sdxl-refiner"
+        elif out["unet_channels"] == 320 and out["adm_in_channels"] is None:
+            out["architecture"] = "sd1/sd2"
+        break
+    return out
+
+
+def _kind(components, metadata):
+    if "lora" in components or "ss_network_module" in metadata:
+        return "lora"
+    if "controlnet" in components:
+        return "controlnet"
+    if "unet" in components:
+        return "checkpoint" if components & {"clip_l", "clip_g", "vae"} else "unet"
+    if components == {"vae"}:
+        return "vae"
+    if components and components <= {"clip_l", "clip_g"}:
+        return "text encoder"
+    return "unknown"
+
+
+def _trainer(metadata):
+    """Which trainer wrote the file, and the metadata keys that say so."""
+    if any(key.startswith("ss_") for key in metadata):
+        keys = {k: metadata[k] for k in ("ss_sd_scripts_commit_hash", "ss_training_comment", "ss_output_name",
+                                         "ss_base_model_version", "ss_v2", "ss_zero_terminal_snr",
+                                         "ss_network_module") if k in metadata}
+        return "kohya sd-scripts (or a fork)", keys
+    if "modelspec.sai_model_spec" in metadata and metadata.get("modelspec.implementation", "").startswith(
+            "https://github.com/Stability-AI/generative-models"):
+        # kohya's full-checkpoint writer records only the SAI model spec, with this implementation URL
+        return "kohya sd-scripts (or a fork; SAI model spec only)", {}
+    if "global_step" in metadata and "current_epoch" in metadata:
+        return "naifu", {k: metadata[k] for k in ("global_step", "current_epoch")}
+    if "modelspec.predict_key" in metadata:
+        return "ComfyUI CheckpointSave", {"modelspec.predict_key": metadata["modelspec.predict_key"]}
+    return None, {}
+
+
+def gather_facts(path):
+    """Facts about the checkpoint (file or diffusers folder) at `path`; raises HeaderError for
+    files that are not valid safetensors (the message names the file and what is wrong)."""
+    path = os.fspath(path)
+    if not os.path.lexists(path):
+        raise HeaderError(f"path {path!r} does not exist")
+    path = os.path.normpath(path)
+    unet_file, scheduler_config = _diffusers_files(path)
+    names, keep_metadata = _NameScan(), _MetadataKeep()
+    header = read_header(unet_file, keep=names, keep_metadata=keep_metadata)
+    metadata = {k: v[:MAX_METADATA_TEXT] for k, v in header.metadata.items()}
+    tensors = header.tensors
+    components = names.seen
+    kind = _kind(components, metadata)
+    problems = []
+    side = sidecar_path(path)
+    sidecar = None
+    if os.path.lexists(side):
+        sidecar, problem = _read_small_json(side, "sidecar")
+        if problem:
+            problems.append(problem)
+    scheduler = None
+    if scheduler_config is not None:
+        config, problem = _read_small_json(scheduler_config, "scheduler config")
+        if problem:
+            problems.append(problem)
+        else:
+            scheduler = {k: config[k] for k in ("_class_name", "prediction_type", "shift", "use_dynamic_shifting")
+                         if k in config}
+    trainer, trainer_keys = _trainer(metadata)
+    yaml = os.path.splitext(path)[0] + ".yaml"
+    arch = _architecture(tensors)
+    name = os.path.basename(path)
+    hints = []
+    if kind in ("checkpoint", "unet"):
+        hints += name_hints(os.path.splitext(name)[0] if not os.path.isdir(path) else name, "the file name")
+        for key in ("modelspec.title", "ss_output_name"):
+            if key in metadata:
+                hints += name_hints(metadata[key], key)
+        for key in ("modelspec.description", "ss_training_comment"):
+            if key in metadata:
+                hints += prose_hints(metadata[key], key)
+        if arch.get("architecture") == "sdxl" and arch.get("latent_channels") == 32:
+            hints.append("an SDXL UNet with 32 latent channels (Flux 2 VAE): every known one is a "
+                         "bluvoll/sd-scripts-f2vae rectified-flow conversion")
+    prediction = metadata.get(METADATA_PREDICTION_TYPE, "")
+    return Facts(
+        path=path, name=name, file_bytes=header.file_bytes, header_bytes=header.header_bytes,
+        tensor_count=header.tensor_count, kind=kind, components=tuple(sorted(components - {"lora", "controlnet"})),
+        **arch, v_pred="v_pred" in tensors, ztsnr="ztsnr" in tensors,
+        edm="edm_vpred.sigma_max" in tensors or ("edm_mean" in tensors and "edm_std" in tensors),
+        a1111_yaml=yaml if os.path.isfile(yaml) else None, trainer=trainer, trainer_metadata=trainer_keys,
+        modelspec={k: v for k, v in metadata.items() if k.startswith("modelspec.") and k != "modelspec.thumbnail"},
+        metadata={k: v for k, v in metadata.items() if not k.endswith("thumbnail")},
+        metadata_count=header.metadata_count, declared_prediction=prediction.strip().lower(),
+        sidecar_path=side, sidecar=sidecar, scheduler_config=scheduler_config, scheduler=scheduler,
+        hints=tuple(hints), problems=tuple(problems))
+
+
+# ---------------------------------------------------------------------------------------------
+# marker values and settings
+def _marker_values(source, shift, mapping, shift_mode):
+    """({validated shift / timestep_mapping / shift_mode}, [warnings]) from one marker's raw values."""
+    values, warnings = {}, []
+    for key, value, check in (("shift", shift, _check_shift_value),
+                              ("timestep_mapping", mapping, lambda v: _check_text_choice("timestep_mapping", v,
+                                                                                         TIMESTEP_MAPPINGS)),
+                              ("shift_mode", shift_mode, lambda v: _check_text_choice("shift_mode", v,
+                                                                                      SHIFT_MODES))):
+        if value is None:
+            continue
+        try:
+            values[key] = check(value)
+        except (ValueError, TypeError, OverflowError) as error:
+            warnings.append(f"{source}: {error}; ignored")
+    return values, warnings
+
+
+def _check_shift_value(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"shift must be a number, got {_brief(value)}")
+    # safetensors metadata holds text: "3.0" is a shift, a JSON number too
+    return check_shift(parse_number("shift", value))
+
+
+def _check_text_choice(name, value, choices):
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {_brief(value)}")
+    return check_choice(name, value, choices)
+
+
+def _brief(value):
+    """A short description of a JSON value for a message (never deep: repr of a deep list would recurse)."""
+    if isinstance(value, dict):
+        return "a JSON object"
+    if isinstance(value, list):
+        return "a JSON array"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _shallow(value, depth=0):
+    """`value` with containers below depth 4 replaced by a description: safe to print and to dump."""
+    if isinstance(value, dict):
+        return {str(k): _shallow(v, depth + 1) for k, v in value.items()} if depth < 4 else _brief(value)
+    if isinstance(value, list):
+        return [_shallow(v, depth + 1) for v in value] if depth < 4 else _brief(value)
+    return value
+
+
+def _trainer_defaults(facts):
+    """(settings, why) for an RF file that states none, from what is known about its trainer."""
+    if facts.latent_channels == 32:
+        # bluvoll/sd-scripts-f2vae: timesteps = min(floor(1000 * sigma), 999); Mugen's card: shift ~6
+        return {"timestep_mapping": "floor_1000", "shift": 6.0}, \
+            "bluvoll/sd-scripts-f2vae mapping; shift 6 as the Mugen model card suggests"
+    if facts.trainer == "naifu":
+        return {"timestep_mapping": "continuous"}, "naifu trains on t = 1000 * sigma"
+    if facts.trainer and facts.trainer.startswith("kohya"):
+        return {"timestep_mapping": "floor_999"}, \
+            "bluvoll/sd-scripts mapping floor(999 * sigma) (floor_1000 for sd-scripts-f2vae; they differ " \
+            "by at most one timestep)"
+    return {}, "no trainer information: defaults"
+
+
+def _markers(facts):
+    """[(source, label, prediction, values, warnings)] of the explicit markers present, in precedence order."""
+    out = []
+    if facts.sidecar is not None:
+        side = facts.sidecar
+        label = f"sidecar {os.path.basename(facts.sidecar_path)}"
+        prediction = side.get("prediction_type")
+        text = prediction.strip().lower() if isinstance(prediction, str) else None
+        values, warnings = _marker_values(label, side.get("shift"), side.get("timestep_mapping"),
+                                          side.get("shift_mode"))
+        if text not in (RF_PREDICTION_TYPE,) + NOT_RF_PREDICTION_TYPES:
+            warnings = [f"{label}: prediction_type must be {RF_PREDICTION_TYPE!r} or one of "
+                        f"{list(NOT_RF_PREDICTION_TYPES)}, got {_brief(prediction)}; the sidecar is ignored"]
+            text = None
+        out.append(("sidecar", label, text, values, warnings))
+    if facts.declared_prediction == RF_PREDICTION_TYPE:
+        metadata = facts.metadata
+        values, warnings = _marker_values("metadata", metadata.get(METADATA_SHIFT),
+                                          metadata.get(METADATA_TIMESTEP_MAPPING), metadata.get(METADATA_SHIFT_MODE))
+        out.append(("metadata", f"metadata {METADATA_PREDICTION_TYPE}", RF_PREDICTION_TYPE, values, warnings))
+    scheduler_class = str((facts.scheduler or {}).get("_class_name", ""))
+    if scheduler_class.startswith("FlowMatch"):
+        # diffusers flow-matching schedulers feed the UNet timestep = 1000 * sigma
+        values, warnings = _marker_values("scheduler config", facts.scheduler.get("shift"), "continuous", None)
+        if facts.scheduler.get("use_dynamic_shifting"):
+            warnings.append("the scheduler config uses dynamic (Flux-style) shifting, which this project does "
+                            "not implement; the static shift is recommended instead")
+        out.append(("scheduler config", f"diffusers scheduler config ({scheduler_class})", RF_PREDICTION_TYPE,
+                    values, warnings))
+    return out
+
+
+def rf_settings(facts):
+    """(settings, note): what to sample the file with *if* it is RF -- the first RF marker's values,
+    then its trainer's, then the defaults. `inspect` recommends these and `mark` writes them."""
+    marker = next((m for m in _markers(facts) if m[2] == RF_PREDICTION_TYPE), None)
+    given = marker[3] if marker else {}
+    defaults, why = _trainer_defaults(facts)
+    values = {"shift": DEFAULT_SHIFT, "timestep_mapping": DEFAULT_TIMESTEP_MAPPING, "shift_mode": "static"}
+    values.update(defaults)
+    values.update(given)
+    rest = [k for k in ("shift", "timestep_mapping") if k not in given]
+    if given and not rest:
+        note = "from the " + marker[1]
+    elif given:
+        note = f"from the {marker[1]}; {', '.join(rest)}: {why}"
+    else:
+        note = why
+    return values, note
+
+
+# ---------------------------------------------------------------------------------------------
+# the rules: each takes the facts and returns a Verdict, or None to pass to the next rule
+def _not_rf(source, reason, warnings=()):
+    return Verdict(False, source, reason, {}, "not rectified flow: no settings recommended", tuple(warnings))
+
+
+def _rf(facts, source, reason, warnings=(), marker=None):
+    settings, note = rf_settings(facts)
+    return Verdict(True, source, reason, settings, note, tuple(warnings), dict(marker or {}))
+
+
+def _rule_not_a_model(facts):
+    what = {"lora": "a LoRA (or another network add-on)", "vae": "a VAE alone", "text encoder":
+            "text encoders alone", "controlnet": "a ControlNet"}.get(facts.kind)
+    if what is None:
+        return None
+    warnings = [f"{m[1]} is ignored: the file is {what}" for m in _markers(facts) if m[2] == RF_PREDICTION_TYPE]
+    if facts.hints or any(name_hints(facts.name, "")):
+        warnings.append("the file name suggests rectified flow, but that is about the model it belongs to")
+    return _not_rf("file kind", f"not a checkpoint: the file is {what}; Auto goes by the checkpoint it is "
+                                f"used with", warnings)
+
+
+def _rule_markers(facts):
+    marker_tensor = "v_pred" if facts.v_pred else ("EDM" if facts.edm else None)
+    for source, label, prediction, values, warnings in _markers(facts):
+        if prediction is None:
+            continue
+        if prediction == RF_PREDICTION_TYPE:
+            if marker_tensor:
+                warnings = warnings + [f"the file also holds the {marker_tensor} marker tensor, which ComfyUI "
+                                       f"and reForge read as not rectified flow; the {label} overrides it here"]
+            return _rf(facts, source, f"marked rectified flow by the {label}", warnings, values)
+        return _not_rf(source, f"the {label} says prediction_type {prediction!r}: not rectified flow",
+                       [f"{label} overrides the hints ({'; '.join(facts.hints)})"] if facts.hints else ())
+    return None
+
+
+def _rule_marker_tensor(facts):
+    if not (facts.v_pred or facts.edm):
+        return None
+    kind = "v_pred" if facts.v_pred else "EDM"
+    return _not_rf("marker tensor", f"{kind} marker tensor present: not rectified flow",
+                   [f"rectified-flow hints ignored because of the {kind} marker: {'; '.join(facts.hints)}"]
+                   if facts.hints else ())
+
+
+def _rule_declared_v(facts):
+    if facts.declared_prediction not in V_PREDICTION_TYPES:
+        return None
+    return _not_rf("declaration", f"the metadata declares {METADATA_PREDICTION_TYPE} = "
+                                  f"{facts.declared_prediction!r} (v-prediction): not rectified flow",
+                   [f"rectified-flow hints ignored because of that declaration: {'; '.join(facts.hints)}"]
+                   if facts.hints else ())
+
+
+def _rule_hints(facts):
+    if not facts.hints:
+        return None
+    warnings = []
+    declared = facts.declared_prediction
+    if declared in EPSILON_PREDICTION_TYPES:
+        warnings.append(f"the metadata says {METADATA_PREDICTION_TYPE} = {declared!r}; bluvoll/sd-scripts writes "
+                        "'epsilon' into its rectified-flow checkpoints too, so this does not rule RF out; "
+                        "check the model card")
+    elif declared:
+        warnings.append(f"the metadata says {METADATA_PREDICTION_TYPE} = {declared!r}, a value this inspector "
+                        "does not know; the hints decide")
+    return _rf(facts, "hint", "not marked; likely rectified flow: " + "; ".join(facts.hints), warnings)
+
+
+def _rule_default(facts):
+    reason = (f"no rectified-flow marker (no {SIDECAR_SUFFIX} sidecar, no {METADATA_PREDICTION_TYPE} = "
+              f"{RF_PREDICTION_TYPE!r}) and no hint")
+    if facts.declared_prediction:
+        reason += f"; the metadata says prediction_type {facts.declared_prediction!r}"
+    return _not_rf("none", reason)
+
+
+RULES = (_rule_not_a_model, _rule_markers, _rule_marker_tensor, _rule_declared_v, _rule_hints, _rule_default)
+
+
+def decide(facts):
+    """The Verdict of the first rule in RULES that has one; the facts' problems become warnings."""
+    for rule in RULES:
+        verdict = rule(facts)
+        if verdict is not None:
+            break
+    ignored = [w for m in _markers(facts) if m[2] is None for w in m[4]]   # an unusable sidecar
+    if facts.problems or ignored:
+        verdict = replace(verdict, warnings=tuple(facts.problems) + tuple(ignored) + verdict.warnings)
+    return verdict
+
+
 # ---------------------------------------------------------------------------------------------
 # public API
 def inspect_checkpoint(path):
-    """A dict describing the checkpoint at `path`, from its header and sidecars only.
+    """Report(facts, verdict) for the checkpoint file or diffusers folder at `path`.
 
-    Keys: path, file_bytes, header_bytes, tensor_count, architecture ('sdxl', 'sdxl-refiner',
-    'sd1/sd2', 'unknown'), layout ('original', 'unet-only', 'diffusers' or None), components,
-    in_channels, latent_channels, v_pred, ztsnr, edm (ComfyUI/reForge marker tensors),
-    a1111_yaml (path of an A1111 config sidecar or None), modelspec, trainer, trainer_metadata,
-    metadata (all of __metadata__ but thumbnails), sidecar (its JSON or None), is_rf,
-    rf_source ('sidecar', 'metadata', 'hint' or None), reason, marker (shift / timestep_mapping /
-    shift_mode given by the marker), hints, warnings, diffusers_scheduler (the relevant keys of a
-    diffusers folder's scheduler/scheduler_config.json, or None).
-    `path` may also be a diffusers folder; its unet/diffusion_pytorch_model*.safetensors is read.
-    Raises ValueError naming the path for files that are not complete safetensors files.
+    Reads only the safetensors header and small JSON sidecars. Raises HeaderError (a ValueError)
+    whose one-line message names the file and says what is wrong (does not exist, a folder, not
+    safetensors, truncated, ...) for anything safetensors itself would refuse to open.
     """
-    path = os.fspath(path)
+    facts = gather_facts(path)
+    return Report(facts, decide(facts))
+
+
+def _stat_key(path):
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_size, info.st_mtime_ns, info.st_ino
+
+
+_CACHE = {}
+_CACHE_SIZE = 32
+_CACHE_LOCK = threading.Lock()
+
+
+def inspect_cached(path):
+    """inspect_checkpoint, re-run only when the checkpoint, its sidecar or its A1111 yaml / scheduler
+    config changed (size, mtime, inode): what every host's Auto calls each generation."""
+    path = os.path.normpath(os.fspath(path))
     unet_file, scheduler_config = _diffusers_files(path)
-    tensors, metadata, sizes = read_safetensors_header(unet_file)
-    sidecar = read_sidecar(path)
-    scheduler = None if scheduler_config is None else _read_small_json(scheduler_config, "scheduler config")
-    arch = _architecture(tensors)
-    trainer, trainer_keys = _trainer(metadata)
-    yaml = os.path.splitext(path)[0] + ".yaml"
-    report = {
-        "path": path, **sizes, "tensor_count": len(tensors), **arch,
-        "v_pred": "v_pred" in tensors, "ztsnr": "ztsnr" in tensors,
-        "edm": "edm_vpred.sigma_max" in tensors or ("edm_mean" in tensors and "edm_std" in tensors),
-        "a1111_yaml": yaml if os.path.isfile(yaml) else None,
-        "modelspec": _modelspec(metadata), "trainer": trainer, "trainer_metadata": trainer_keys,
-        "metadata": {k: v for k, v in metadata.items() if not k.endswith("thumbnail")},
-        "sidecar": sidecar, "marker": {}, "hints": [], "warnings": [],
-        "diffusers_scheduler": None if scheduler is None else {
-            k: scheduler[k] for k in ("_class_name", "prediction_type", "shift", "use_dynamic_shifting")
-            if k in scheduler},
-    }
-    warnings = report["warnings"]
-    prediction = str(metadata.get(METADATA_PREDICTION_TYPE, "")).strip().lower()
-    if sidecar is not None:
-        side_type = str(sidecar.get("prediction_type", "")).strip().lower()
-        name = sidecar_path(path)
-        if side_type == RF_PREDICTION_TYPE:
-            report["marker"] = _marker_values(name, sidecar.get("shift"), sidecar.get("timestep_mapping"),
-                                              sidecar.get("shift_mode"), warnings)
-            report.update(is_rf=True, rf_source="sidecar",
-                          reason=f"marked rectified flow by sidecar {os.path.basename(name)}")
-            return report
-        if side_type in NOT_RF_PREDICTION_TYPES:
-            report.update(is_rf=False, rf_source="sidecar",
-                          reason=f"sidecar {os.path.basename(name)} says prediction_type {side_type!r}")
-            return report
-        warnings.append(f"sidecar {name}: prediction_type must be {RF_PREDICTION_TYPE!r} or one of "
-                        f"{list(NOT_RF_PREDICTION_TYPES)}, got {sidecar.get('prediction_type')!r}; ignored")
-    if prediction == RF_PREDICTION_TYPE:
-        report["marker"] = _marker_values(
-            "metadata", metadata.get(METADATA_SHIFT), metadata.get(METADATA_TIMESTEP_MAPPING),
-            metadata.get(METADATA_SHIFT_MODE), warnings)
-        report.update(is_rf=True, rf_source="metadata",
-                      reason=f"marked rectified flow by metadata {METADATA_PREDICTION_TYPE}")
-        return report
-    scheduler_class = str((scheduler or {}).get("_class_name", ""))
-    if scheduler_class.startswith("FlowMatch"):
-        # diffusers flow-matching schedulers feed the UNet timestep = 1000 * sigma
-        report["marker"] = _marker_values("scheduler config", scheduler.get("shift"), "continuous", None, warnings)
-        if scheduler.get("use_dynamic_shifting"):
-            warnings.append("the scheduler config uses dynamic (Flux-style) shifting, which this project does "
-                            "not implement; the static shift is recommended instead")
-        report.update(is_rf=True, rf_source="metadata",
-                      reason=f"diffusers scheduler config names {scheduler_class}")
-        return report
-    report["hints"] = _hints(path, arch, metadata)
-    if report["v_pred"] or report["edm"]:
-        kind = "v_pred" if report["v_pred"] else "EDM"
-        report.update(is_rf=False, rf_source=None, reason=f"{kind} marker tensor present: not rectified flow")
-        if report["hints"]:
-            warnings.append("rectified-flow hints ignored because of the " + kind + " marker")
-        return report
-    if report["hints"]:
-        report.update(is_rf=True, rf_source="hint",
-                      reason="not marked; likely rectified flow: " + "; ".join(report["hints"]))
-        if prediction in NOT_RF_PREDICTION_TYPES:
-            warnings.append(f"the metadata says prediction_type {prediction!r}, which bluvoll/sd-scripts also "
-                            "writes into its rectified-flow checkpoints; check the model card")
-        return report
-    report.update(is_rf=False, rf_source=None,
-                  reason="no rectified-flow marker (no " + SIDECAR_SUFFIX + " sidecar, no "
-                         f"{METADATA_PREDICTION_TYPE} = {RF_PREDICTION_TYPE!r}) and no hint")
-    if prediction:
-        report["reason"] += f"; metadata says prediction_type {prediction!r}"
+    key = (path, _stat_key(unet_file), _stat_key(sidecar_path(path)), _stat_key(os.path.splitext(path)[0] + ".yaml"),
+           _stat_key(scheduler_config) if scheduler_config else None)
+    with _CACHE_LOCK:
+        hit = _CACHE.get(path)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    report = inspect_checkpoint(path)
+    with _CACHE_LOCK:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[path] = (key, report)
     return report
 
 
 def detect_rectified_flow(path):
     """(is_rf, reason) for the checkpoint at `path`: what every host's "Auto" uses.
 
-    Unreadable files give (False, the reason) rather than an exception, so a host can show it.
+    Never raises for a file or its sidecars: an unreadable file gives (False, the reason).
     """
+    if path is None or path == "":
+        return False, "no checkpoint file"
     try:
-        report = inspect_checkpoint(path)
-    except (OSError, ValueError) as error:
+        report = inspect_cached(path)
+    except (OSError, ValueError, TypeError) as error:
         return False, f"not inspected: {error}"
-    return report["is_rf"], report["reason"]
+    return report.verdict.is_rf, report.verdict.reason
 
 
 def recommended_settings(report):
-    """FlowSettings for an RF report (marker values first, then what the trainer used), else None."""
-    if not isinstance(report, dict) or "is_rf" not in report:
-        raise ValueError(f"report must be a dict from inspect_checkpoint, got {type(report).__name__}")
-    if not report["is_rf"]:
+    """FlowSettings (needs torch) for an RF report, else None."""
+    if not isinstance(report, Report):
+        raise ValueError(f"report must be a Report from inspect_checkpoint, got {type(report).__name__}")
+    if not report.verdict.is_rf:
         return None
-    values = {"shift": DEFAULT_SHIFT}
-    defaults, _ = _trainer_defaults(report)
-    values.update(defaults)
-    values.update(report.get("marker") or {})
-    return FlowSettings(**values)
+    from .settings import FlowSettings
+    return FlowSettings(**report.verdict.settings)
 
 
 def settings_explanation(report):
-    """One line saying where recommended_settings' values come from."""
-    if not report.get("is_rf"):
-        return "not rectified flow: no settings recommended"
-    marker = report.get("marker") or {}
-    defaults, why = _trainer_defaults(report)
-    given = ", ".join(f"{k}={v}" for k, v in marker.items())
-    rest = [k for k in ("shift", "timestep_mapping") if k not in marker]
-    if marker and not rest:
-        return f"from the marker ({given})"
-    if marker:
-        return f"from the marker ({given}); {', '.join(rest)}: {why}"
-    return why
+    """One line saying where the recommended settings come from."""
+    return report.verdict.settings_note
 
 
 def marker_metadata(settings):
     """The `__metadata__` entries that mark a checkpoint as RF with these FlowSettings."""
-    if not isinstance(settings, FlowSettings):
-        raise ValueError(f"settings must be a FlowSettings, got {settings!r}")
-    return {METADATA_PREDICTION_TYPE: RF_PREDICTION_TYPE, METADATA_SHIFT: f"{settings.shift:g}",
-            METADATA_TIMESTEP_MAPPING: settings.timestep_mapping, METADATA_SHIFT_MODE: settings.shift_mode}
+    values = _settings_values(settings)
+    return {METADATA_PREDICTION_TYPE: RF_PREDICTION_TYPE, METADATA_SHIFT: f"{values['shift']:g}",
+            METADATA_TIMESTEP_MAPPING: values["timestep_mapping"], METADATA_SHIFT_MODE: values["shift_mode"]}
 
 
-def write_sidecar(path, settings):
-    """Write `<name>.flow.json` next to checkpoint `path` marking it RF with `settings`; returns its path."""
-    if not isinstance(settings, FlowSettings):
-        raise ValueError(f"settings must be a FlowSettings, got {settings!r}")
+def _settings_values(settings):
+    """Validated {shift, timestep_mapping, shift_mode} from FlowSettings or such a dict."""
+    if isinstance(settings, dict):
+        raw = settings
+    elif all(hasattr(settings, k) for k in ("shift", "timestep_mapping", "shift_mode")):
+        raw = {k: getattr(settings, k) for k in ("shift", "timestep_mapping", "shift_mode")}
+    else:
+        raise ValueError(f"settings must be a FlowSettings or a dict of shift, timestep_mapping, shift_mode; "
+                         f"got {settings!r}")
+    values, warnings = _marker_values("settings", raw.get("shift", DEFAULT_SHIFT),
+                                      raw.get("timestep_mapping", DEFAULT_TIMESTEP_MAPPING),
+                                      raw.get("shift_mode", "static"))
+    if warnings:
+        raise ValueError(warnings[0].replace("; ignored", ""))
+    return values
+
+
+def sidecar_says(path):
+    """('absent' | 'broken' | 'symlink' | 'rf' | 'other', the JSON object or None) for the sidecar of `path`."""
     side = sidecar_path(path)
-    data = {"prediction_type": RF_PREDICTION_TYPE, "shift": settings.shift,
-            "timestep_mapping": settings.timestep_mapping, "shift_mode": settings.shift_mode}
-    with open(side, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
+    if os.path.islink(side):
+        return "symlink", None
+    if not os.path.lexists(side):
+        return "absent", None
+    data, problem = _read_small_json(side, "sidecar")
+    if problem:
+        return "broken", None
+    prediction = data.get("prediction_type")
+    if isinstance(prediction, str) and prediction.strip().lower() == RF_PREDICTION_TYPE:
+        return "rf", data
+    return "other", data
+
+
+def write_sidecar(path, settings, force=False):
+    """Write `<name>.flow.json` next to checkpoint `path` marking it RF with `settings`; returns its path.
+
+    Atomic (a temporary file in the same folder, then os.replace); never writes through a symlink.
+    Without `force` it refuses (ValueError) to replace a symlink, a broken sidecar or one that
+    says something else than these settings.
+    """
+    values = _settings_values(settings)
+    side = sidecar_path(path)
+    data = {"prediction_type": RF_PREDICTION_TYPE, **values}
+    state, existing = sidecar_says(path)
+    if not force:
+        if state == "symlink":
+            raise ValueError(f"sidecar {side!r} is a symbolic link; it is not followed. Remove it, or pass "
+                             "--force to replace the link itself")
+        if state == "broken":
+            raise ValueError(f"sidecar {side!r} exists but is not a valid JSON object; pass --force to "
+                             "replace it")
+        if state in ("rf", "other") and existing != data:
+            raise ValueError(f"sidecar {side!r} already exists and says {_brief(existing)}; pass --force "
+                             "to replace it")
+    folder = os.path.dirname(side) or "."
+    temp = os.path.join(folder, f".{os.path.basename(side)}.{os.getpid()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(temp, flags, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, side)
+    except BaseException:
+        if os.path.lexists(temp):
+            os.unlink(temp)
+        raise
     return side
 
 
+# ---------------------------------------------------------------------------------------------
+# the text report
+def printable(text, limit=None):
+    """`text` with every character that could move the cursor or change the terminal escaped
+    (control characters, line/paragraph separators, bidi and other format characters)."""
+    text = str(text)
+    if limit is not None and len(text) > limit:
+        text = text[:limit - 3] + "..."
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def format_report(report):
-    """Human-readable multi-line text of an inspect_checkpoint report (what the CLI prints)."""
+    """Human-readable multi-line text of a Report (what the CLI prints); metadata is escaped."""
+    facts, verdict = report.facts, report.verdict
+
     def size(n):
         for unit in ("B", "KB", "MB", "GB"):
             if n < 1000 or unit == "GB":
                 return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
             n /= 1000
-    lines = [f"file            {report['path']}",
-             f"size            {size(report['file_bytes'])} (header {size(report['header_bytes'])}, "
-             f"{report['tensor_count']} tensors)",
-             f"architecture    {report['architecture']}"
-             + (f" ({report['layout']} key layout)" if report["layout"] else ""),
-             f"components      {', '.join(report['components']) or '-'}"]
-    if report["in_channels"] is not None:
-        lines.append(f"latent channels {report['latent_channels']}"
-                     + (f" (UNet input {report['in_channels']})" if report["in_channels"] != report["latent_channels"]
-                        else ""))
-    lines.append(f"v_pred / ztsnr  {'yes' if report['v_pred'] else 'no'} / {'yes' if report['ztsnr'] else 'no'}"
-                 + ("   EDM marker present" if report["edm"] else ""))
-    if report["a1111_yaml"]:
-        lines.append(f"A1111 config    {report['a1111_yaml']}")
-    lines.append(f"trainer         {report['trainer'] or 'unknown'}")
-    for key, value in sorted(report["modelspec"].items()) + sorted(report["trainer_metadata"].items()):
-        text = value if len(value) <= 100 else value[:97] + "..."
-        lines.append(f"  {key} = {text}")
-    if report["diffusers_scheduler"]:
-        lines.append("scheduler       " + ", ".join(f"{k}={v}" for k, v in report["diffusers_scheduler"].items()))
-    if report["sidecar"] is not None:
-        lines.append(f"sidecar         {sidecar_path(report['path'])}")
-    lines.append(f"rectified flow  {'YES' if report['is_rf'] else 'no'}: {report['reason']}")
-    settings = recommended_settings(report)
-    if settings is not None:
-        lines.append(f"recommended     shift {settings.shift:g}, timestep mapping {settings.timestep_mapping}, "
-                     f"shift mode {settings.shift_mode}")
-        lines.append(f"                ({settings_explanation(report)})")
-        if report["rf_source"] == "hint":
+    lines = [f"file            {printable(facts.path)}",
+             f"size            {size(facts.file_bytes)} (header {size(facts.header_bytes)}, "
+             f"{facts.tensor_count} tensors)",
+             f"kind            {facts.kind}",
+             f"architecture    {facts.architecture}" + (f" ({facts.layout} key layout)" if facts.layout else ""),
+             f"components      {', '.join(facts.components) or '-'}"]
+    if facts.in_channels is not None:
+        lines.append(f"latent channels {facts.latent_channels}"
+                     + (f" (UNet input {facts.in_channels})" if facts.in_channels != facts.latent_channels else ""))
+    lines.append(f"v_pred / ztsnr  {'yes' if facts.v_pred else 'no'} / {'yes' if facts.ztsnr else 'no'}"
+                 + ("   EDM marker present" if facts.edm else ""))
+    if facts.a1111_yaml:
+        lines.append(f"A1111 config    {printable(facts.a1111_yaml)}")
+    lines.append(f"trainer         {facts.trainer or 'unknown'}")
+    for key, value in sorted(facts.modelspec.items()) + sorted(facts.trainer_metadata.items()):
+        lines.append(f"  {printable(key, 80)} = {printable(value, 100)}")
+    if facts.scheduler:
+        lines.append("scheduler       " + printable(", ".join(f"{k}={v}" for k, v in _shallow(facts.scheduler).items()),
+                                                  200))
+    if facts.sidecar is not None:
+        lines.append(f"sidecar         {printable(facts.sidecar_path)}")
+    lines.append(f"rectified flow  {'YES' if verdict.is_rf else 'no'}: {printable(verdict.reason, 400)}")
+    if verdict.is_rf:
+        s = verdict.settings
+        lines.append(f"recommended     shift {s['shift']:g}, timestep mapping {s['timestep_mapping']}, "
+                     f"shift mode {s['shift_mode']}")
+        lines.append(f"                ({printable(verdict.settings_note, 300)})")
+        if verdict.source == "hint":
             lines.append("                not marked: confirm with the model card, then mark it with "
-                         "`python -m model_sampling_flow mark FILE`")
-    for warning in report["warnings"]:
-        lines.append(f"warning: {warning}")
+                         "`python -m model_sampling_flow mark FILE` (writes these settings)")
+    for warning in verdict.warnings:
+        lines.append(f"warning: {printable(warning, 400)}")
     return "\n".join(lines)

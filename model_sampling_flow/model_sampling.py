@@ -8,10 +8,21 @@ import torch
 
 from .schedule import (DEFAULT_SHIFT, DEFAULT_TIMESTEP_MAPPING, NUM_TIMESTEPS, TIMESTEP_MAPPINGS,
                        check_choice, check_number, check_shift, time_shift)
-from .views import (_shape, denoised_from_velocity, sigma_from_ve, sigma_to_ve, ve_sigma_cap,
-                    x_from_ve)
+from .views import (_shape, denoised_from_velocity, flow_schedule_to_ve, sigma_from_ve, sigma_to_ve,
+                    ve_sigma_cap, x_from_ve)
 
 VIEWS = ("flow", "ve")
+
+
+def _flow_table(shift, num_timesteps):
+    # the same float32 arithmetic as ComfyUI's ModelSamplingDiscreteFlow, for bit parity
+    t = torch.arange(1, num_timesteps + 1, 1) / num_timesteps
+    return time_shift(shift, t * NUM_TIMESTEPS / NUM_TIMESTEPS)
+
+
+def _float32(value):
+    """The float32 value nearest `value`, as a Python float (a dictionary key that tensors match)."""
+    return float(torch.tensor(float(value), dtype=torch.float32))
 
 
 class FlowModelSampling(torch.nn.Module):
@@ -36,9 +47,7 @@ class FlowModelSampling(torch.nn.Module):
         self.register_buffer("sigmas", self._table(int(num_timesteps)))
 
     def _table(self, num_timesteps):
-        # the same float32 arithmetic as ComfyUI's ModelSamplingDiscreteFlow, for bit parity
-        t = torch.arange(1, num_timesteps + 1, 1) / num_timesteps
-        return self.sigma(t * self.multiplier)
+        return _flow_table(self.shift, num_timesteps)
 
     @property
     def sigma_min(self):
@@ -103,7 +112,56 @@ class FlowVEModelSampling(FlowModelSampling):
     def _table(self, num_timesteps):
         # float64 first: near sigma = 1, float32 flow sigmas lose the digits that 1 - sigma needs
         t = torch.arange(1, num_timesteps + 1, 1, dtype=torch.float64) / num_timesteps
-        return sigma_to_ve(time_shift(self.shift, t), cap=self.sigma_cap).float()
+        table = sigma_to_ve(time_shift(self.shift, t), cap=self.sigma_cap).float()
+        # Where each VE value came from, in the flow view's own float32 numbers: the timestep of a
+        # VE sigma is the flow view's timestep of the flow sigma it was made from, exactly (a float32
+        # sigma_ve / (1 + sigma_ve) lands one float32 step off, and floor mappings drop a step).
+        flow_table = _flow_table(self.shift, num_timesteps).tolist()
+        self._flow_of_ve = {}
+        self._ve_of_flow = {}
+        for flow, ve in zip(flow_table, table.tolist()):
+            self._flow_of_ve.setdefault(ve, flow)
+            self._ve_of_flow.setdefault(flow, ve)
+        return table
+
+    def ve_schedule(self, flow_sigmas):
+        """A flow-sigma schedule (descending, any length) as this view's float32 VE schedule.
+
+        Flow table entries become the VE table's entries; anything else goes through
+        views.flow_schedule_to_ve with this view's cap. Each result is remembered with the flow
+        sigma it came from, so `timestep` of these VE sigmas equals the flow view's exactly.
+        """
+        flow = [_float32(s) for s in torch.as_tensor(flow_sigmas, dtype=torch.float64).reshape(-1).tolist()]
+        ve = flow_schedule_to_ve(flow, self.sigma_cap).tolist()
+        out = []
+        for flow_value, ve_value in zip(flow, ve):
+            ve_value = self._ve_of_flow.get(flow_value, ve_value)
+            # two float32 flow sigmas can share a float32 VE value: the schedule made last is the
+            # one being sampled
+            self._flow_of_ve[ve_value] = flow_value
+            out.append(ve_value)
+        return torch.tensor(out, dtype=torch.float32)
+
+    def timestep_sigma(self, sigma):
+        """The flow sigma whose mapping gives the network's timestep at VE sigma `sigma`.
+
+        A VE sigma this view made (table, ve_schedule) gives back the exact float32 flow sigma it
+        came from; any other (a sampler's intermediate point) is converted in float64.
+        """
+        if isinstance(sigma, torch.Tensor):
+            known = self._flow_of_ve
+            values = sigma.detach().reshape(-1).tolist()
+            flows = [known.get(v) for v in values]
+            if any(f is None for f in flows):
+                exact = sigma_from_ve(sigma.detach().double().reshape(-1)).tolist()
+                flows = [e if f is None else f for f, e in zip(flows, exact)]
+            dtype = sigma.dtype if sigma.is_floating_point() else torch.get_default_dtype()
+            return torch.tensor(flows, dtype=dtype, device=sigma.device).reshape(sigma.shape)
+        flow = self._flow_of_ve.get(_float32(sigma))
+        return float(sigma_from_ve(float(sigma))) if flow is None else flow
+
+    def timestep(self, sigma):
+        return TIMESTEP_MAPPINGS[self.timestep_mapping](self.timestep_sigma(sigma))
 
     @property
     def sigma_cap(self):

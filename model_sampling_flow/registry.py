@@ -24,6 +24,8 @@ class SchedulerEntry(NamedTuple):
 
 
 SAMPLERS = (
+    # order is left to the sampler (it picks it from the step count), so hosts show no widget for it
+    SamplerEntry("flow_pc", "Flow PC", samplers.sample_flow_pc, False, ()),
     SamplerEntry("flow_euler", "Flow Euler", samplers.sample_flow_euler, False, ()),
     SamplerEntry("flow_heun", "Flow Heun", samplers.sample_flow_heun, False, ()),
     SamplerEntry("flow_euler_ancestral", "Flow Euler a", samplers.sample_flow_euler_ancestral, True,
@@ -36,6 +38,7 @@ SAMPLERS = (
 # identical output there, so hosts keep their own entries for those.
 SCHEDULERS = (
     SchedulerEntry("flow_shift", "Flow shift", schedulers.flow_shift),
+    SchedulerEntry("flow_pc", "Flow PC", schedulers.flow_pc),
 )
 
 SAMPLERS_BY_NAME = {entry.name: entry for entry in SAMPLERS}

@@ -6,8 +6,8 @@ Vocabulary used everywhere in this package:
   timestep  the number the network receives, given by a trainer's timestep mapping
 """
 import math
-
-import torch
+import operator
+import sys
 
 NUM_TIMESTEPS = 1000
 DEFAULT_SHIFT = 3.0
@@ -15,13 +15,36 @@ SDXL_BASE_PIXELS = 1024 * 1024
 SDXL_VAE_FACTOR = 8
 
 
+# The shifts whose 1000-entry tables are finite and strictly increasing in float32 in both views
+# (hosts look sigmas up in the table; a tie or an inf breaks them). Above ~1e4 the flow table's top
+# entries tie in float32; above ~1e13 the VE cap is inf; below ~1e-4 the flow table's top is 0/0.
+# The range keeps a decade of margin on each side of the UI widgets (0.01 .. 100).
+MIN_SHIFT = 0.001
+MAX_SHIFT = 1000.0
+# A float32 table or sigma batch can top out a few float32 steps above 1: ComfyUI's flow table (and
+# ours, bit-identical) ends at 1 + 2**-23 for 93 of the 10000 widget shifts 0.01 .. 100 (e.g. 4.07)
+# and at up to 1 + 8 * 2**-23 for shifts below 0.1. That is rounding, not a VE sigma (the VE
+# view's top is >= 10 at any allowed shift): flow samplers read sigmas up to SIGMA_ONE_ROUNDING as 1.
+FLOAT32_ONE_ABOVE = 1.0 + 2.0 ** -23
+SIGMA_ONE_ROUNDING = 1.0 + 2.0 ** -19
+
+
+def _is_boolean(value):
+    return isinstance(value, bool) or type(value).__name__ == "bool_"
+
+
 def check_number(name, value, minimum=None, maximum=None, strict_minimum=False):
-    """Raise ValueError naming `name` unless `value` is a finite real number in range."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a number, got {value!r}") from None
+    """Raise ValueError naming `name` unless `value` is a finite real number in range; returns a float.
+
+    Numbers are Python/NumPy numbers or 0-d tensors; text and booleans are refused (a checkbox or a
+    text field wired to a number is a bug to report, not to guess). Text sources use parse_number.
+    """
+    if _is_boolean(value) or isinstance(value, (str, bytes)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if minimum is not None:
@@ -34,19 +57,54 @@ def check_number(name, value, minimum=None, maximum=None, strict_minimum=False):
     return value
 
 
+def parse_number(name, value, **limits):
+    """check_number for values read from text (infotext, safetensors metadata, sidecars)."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ValueError(f"{name} must be a number, got {value!r}") from None
+    return check_number(name, value, **limits)
+
+
+def check_integer(name, value, minimum=None):
+    """Raise ValueError naming `name` unless `value` is an integer (not a float, not a boolean)."""
+    if _is_boolean(value):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be an integer, got {value!r}") from None
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return value
+
+
 def check_shift(shift):
-    return float(check_number("shift", shift, minimum=0.0, strict_minimum=True))
+    """The shift as a float; ValueError naming `shift` and the allowed range otherwise."""
+    value = check_number("shift", shift)
+    if not MIN_SHIFT <= value <= MAX_SHIFT:
+        raise ValueError(f"shift must lie in [{MIN_SHIFT:g}, {MAX_SHIFT:g}] (outside it the sigma table "
+                         f"has infinite or tied entries), got {shift!r}")
+    return value
+
+
+def _is_tensor(value):
+    # torch is not imported here: the checkpoint inspector uses this module's validators on the
+    # standard library alone, and a tensor can only exist once torch has been imported
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
 
 
 def check_choice(name, value, choices):
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
     return value
 
 
 def check_sigma(sigma, name="sigma"):
     """Raise ValueError unless every element of `sigma` (number or tensor) lies in [0, 1]."""
-    if isinstance(sigma, torch.Tensor):
+    if _is_tensor(sigma):
         bad = ~((sigma >= 0) & (sigma <= 1))  # NaN fails both comparisons
         if bool(bad.any()):
             raise ValueError(f"{name} must lie in [0, 1], got {sigma[bad].flatten()[0].item()!r}")
@@ -59,7 +117,9 @@ def time_shift(shift, t):
 
     shift > 1 spends more of the schedule at high noise. Works on floats and tensors;
     shift == 1 returns t itself, as ComfyUI's time_snr_shift does (bit-exact parity).
+    Raises ValueError naming `shift` outside [MIN_SHIFT, MAX_SHIFT].
     """
+    shift = check_shift(shift)
     if shift == 1.0:
         return t
     return shift * t / (1 + (shift - 1) * t)
@@ -67,6 +127,7 @@ def time_shift(shift, t):
 
 def inverse_time_shift(shift, sigma):
     """t such that time_shift(shift, t) == sigma."""
+    shift = check_shift(shift)
     if shift == 1.0:
         return sigma
     return sigma / (shift - (shift - 1) * sigma)
@@ -100,13 +161,13 @@ def _continuous(sigma):
 
 def _floor_999(sigma):
     # bluvoll/sd-scripts library/train_util.py: timesteps = clamp(long(sigma * 999), 0, 999)
-    return torch.clamp(torch.floor(sigma * 999), 0, 999) if isinstance(sigma, torch.Tensor) \
+    return sigma.mul(999).floor().clamp(0, 999) if _is_tensor(sigma) \
         else float(min(max(math.floor(sigma * 999), 0), 999))
 
 
 def _floor_1000(sigma):
     # bluvoll/sd-scripts-f2vae: timesteps = min(floor(sigma * 1000), 999)
-    return torch.clamp(torch.floor(sigma * NUM_TIMESTEPS), 0, 999) if isinstance(sigma, torch.Tensor) \
+    return sigma.mul(NUM_TIMESTEPS).floor().clamp(0, 999) if _is_tensor(sigma) \
         else float(min(max(math.floor(sigma * NUM_TIMESTEPS), 0), 999))
 
 
@@ -121,6 +182,8 @@ TIMESTEP_MAPPING_DESCRIPTIONS = {
     "floor_1000": "min(floor(1000*sigma), 999) (bluvoll/sd-scripts-f2vae)",
 }
 DEFAULT_TIMESTEP_MAPPING = "continuous"
+# static: the shift as given; resolution: bluvoll's sqrt(pixels / base pixels) (resolution_shift)
+SHIFT_MODES = ("static", "resolution")
 
 
 def sigma_to_timestep(sigma, timestep_mapping=DEFAULT_TIMESTEP_MAPPING):

@@ -1,55 +1,63 @@
 """Sigma sequences for a model sampling: descending, in that model sampling's view, ending in 0.
 
-Every scheduler ComfyUI also has (simple, sgm_uniform, normal, beta, karras, exponential) gives
-the same output as ComfyUI's for the same model sampling object. karras and exponential are
-defined on VE sigmas (exponential is uniform in log-SNR there); for the native flow view they
-are computed in the VE view and mapped back, with the first sigma restored to exactly 1.
-`flow_shift` is the trainers' own inference schedule: the time shift of a uniform grid.
+Every schedule is computed in flow sigma, on the flow table of the same shift, and then mapped to
+the model sampling's view (FlowVEModelSampling.ve_schedule: sigma_ve = sigma / (1 - sigma), the
+top entry becoming the VE cap). So a schedule means the same noise levels in both views: Karras
+and exponential span the flow range sigma_min .. 1, as ComfyUI's do under ModelSamplingSD3,
+instead of the VE range (~0.003 .. ~3e4), where their steps pile up at pure noise.
+The ones ComfyUI also has (simple, sgm_uniform, normal, beta, karras, exponential) give ComfyUI's
+output for the flow view of the same shift. `flow_shift` is the trainers' own inference schedule:
+the time shift of a uniform grid.
 """
 import math
 
 import torch
 
-from .schedule import check_choice, check_number, time_shift
-from .views import sigma_from_ve, sigma_to_ve
+from .schedule import check_choice, check_integer, check_number, time_shift
 
 
 def _steps(steps):
-    check_number("steps", steps, minimum=1)
-    if int(steps) != steps:
-        raise ValueError(f"steps must be an integer, got {steps!r}")
-    return int(steps)
+    return check_integer("steps", steps, minimum=1)
+
+
+def _flow_view(model_sampling):
+    """The flow-view model sampling with the same shift and table (the object itself in the flow view)."""
+    if getattr(model_sampling, "view", "flow") != "ve":
+        return model_sampling
+    twin = getattr(model_sampling, "_flow_twin", None)
+    if twin is None:
+        from .model_sampling import FlowModelSampling
+        twin = FlowModelSampling(shift=model_sampling.shift, timestep_mapping=model_sampling.timestep_mapping,
+                                 num_timesteps=len(model_sampling.sigmas))
+        object.__setattr__(model_sampling, "_flow_twin", twin)     # not a registered submodule
+    return twin
 
 
 def _to_view(model_sampling, flow_sigmas):
-    """Flow sigmas (descending, last 0) as sigmas of the model sampling's view."""
+    """Flow sigmas (descending, last 0) as a float32 tensor of the model sampling's view."""
     if getattr(model_sampling, "view", "flow") == "ve":
-        cap = model_sampling.sigma_cap
-        return [float(sigma_to_ve(s, cap=cap)) for s in flow_sigmas]
-    return list(flow_sigmas)
-
-
-def _time(model_sampling, sigma):
-    """Continuous 1000*sigma timestep of a view sigma, the scale ComfyUI's normal scheduler uses."""
-    return float(model_sampling.flow_sigma(sigma)) * model_sampling.multiplier
+        return model_sampling.ve_schedule(flow_sigmas)
+    return torch.as_tensor(flow_sigmas, dtype=torch.float32).reshape(-1).clone()
 
 
 def simple(model_sampling, steps):
     """Every (1000 / steps)-th table entry from the top."""
     steps = _steps(steps)
-    table = model_sampling.sigmas
+    table = _flow_view(model_sampling).sigmas
     stride = len(table) / steps
-    return torch.FloatTensor([float(table[-(1 + int(k * stride))]) for k in range(steps)] + [0.0])
+    flow = [float(table[-(1 + int(k * stride))]) for k in range(steps)] + [0.0]
+    return _to_view(model_sampling, flow)
 
 
 def _linear_in_time(model_sampling, steps, sgm):
-    start = _time(model_sampling, model_sampling.sigma_max)
-    end = _time(model_sampling, model_sampling.sigma_min)
+    flow_ms = _flow_view(model_sampling)
+    start = float(flow_ms.sigma_max) * flow_ms.multiplier
+    end = float(flow_ms.sigma_min) * flow_ms.multiplier
     if sgm:
         times = torch.linspace(start, end, steps + 1)[:-1]
     else:
         times = torch.linspace(start, end, steps)
-    return torch.FloatTensor([float(model_sampling.sigma(t)) for t in times] + [0.0])
+    return _to_view(model_sampling, [float(flow_ms.sigma(t)) for t in times] + [0.0])
 
 
 def normal(model_sampling, steps):
@@ -112,54 +120,45 @@ def beta(model_sampling, steps, alpha=0.6, beta=0.6):
     steps = _steps(steps)
     alpha = check_number("alpha", alpha, minimum=0.0, strict_minimum=True)
     beta = check_number("beta", beta, minimum=0.0, strict_minimum=True)
-    last_index = len(model_sampling.sigmas) - 1
+    table = _flow_view(model_sampling).sigmas
+    last_index = len(table) - 1
     sigmas, previous = [], None
     for k in range(steps):
         index = round(beta_ppf(1.0 - k / steps, alpha, beta) * last_index)
         if index != previous:
-            sigmas.append(float(model_sampling.sigmas[index]))
+            sigmas.append(float(table[index]))
         previous = index
-    return torch.FloatTensor(sigmas + [0.0])
+    return _to_view(model_sampling, sigmas + [0.0])
 
 
-def _ve_bounds(model_sampling):
-    if getattr(model_sampling, "view", "flow") == "ve":
-        return float(model_sampling.sigma_min), float(model_sampling.sigma_max)
-    cap = float(time_shift(model_sampling.shift, 1.0 - 1e-4))
-    return float(sigma_to_ve(float(model_sampling.sigma_min), cap=cap)), float(sigma_to_ve(1.0, cap=cap))
-
-
-def _from_ve(model_sampling, ve_sigmas):
-    if getattr(model_sampling, "view", "flow") == "ve":
-        return torch.FloatTensor(ve_sigmas)
-    flow = [float(sigma_from_ve(s)) for s in ve_sigmas]
-    flow[0] = 1.0
-    return torch.FloatTensor(flow)
+def _flow_bounds(model_sampling):
+    flow_ms = _flow_view(model_sampling)
+    return float(flow_ms.sigma_min), float(flow_ms.sigma_max)
 
 
 def karras(model_sampling, steps, rho=7.0):
-    """Karras et al. (2022) on VE sigmas: uniform in sigma_ve^(1/rho)."""
+    """Karras et al. (2022) over the flow range: uniform in sigma^(1/rho), sigma_max (= 1) to sigma_min."""
     steps = _steps(steps)
     rho = check_number("rho", rho, minimum=0.0, strict_minimum=True)
-    sigma_min, sigma_max = _ve_bounds(model_sampling)
+    sigma_min, sigma_max = _flow_bounds(model_sampling)
     ramp = torch.linspace(0, 1, steps)
-    ve = (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
-    return _from_ve(model_sampling, [float(s) for s in ve] + [0.0])
+    flow = (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
+    return _to_view(model_sampling, [float(s) for s in flow] + [0.0])
 
 
 def exponential(model_sampling, steps):
-    """Uniform in log sigma_ve, i.e. uniform in log-SNR."""
+    """Uniform in log sigma over the flow range, sigma_max (= 1) to sigma_min."""
     steps = _steps(steps)
-    sigma_min, sigma_max = _ve_bounds(model_sampling)
-    ve = torch.linspace(math.log(sigma_max), math.log(sigma_min), steps).exp()
-    return _from_ve(model_sampling, [float(s) for s in ve] + [0.0])
+    sigma_min, sigma_max = _flow_bounds(model_sampling)
+    flow = torch.linspace(math.log(sigma_max), math.log(sigma_min), steps).exp()
+    return _to_view(model_sampling, [float(s) for s in flow] + [0.0])
 
 
 def flow_shift(model_sampling, steps):
     """sigma = time_shift(shift, t) on a uniform grid t = 1 .. 0: the trainers' inference schedule."""
     steps = _steps(steps)
     flow = [float(time_shift(model_sampling.shift, 1.0 - k / steps)) for k in range(steps + 1)]
-    return torch.FloatTensor(_to_view(model_sampling, flow))
+    return _to_view(model_sampling, flow)
 
 
 SCHEDULERS = {
@@ -177,3 +176,23 @@ def get_sigmas(model_sampling, scheduler, steps):
     """Sigmas for `steps` steps of the named scheduler, in the model sampling's view."""
     check_choice("scheduler", scheduler, SCHEDULERS)
     return SCHEDULERS[scheduler](model_sampling, steps)
+
+
+def flow_pc(model_sampling, steps, exponent=1.6):
+    """sigma = t^exponent on a uniform grid t = 1 .. 0: the schedule sample_flow_pc is tuned for.
+
+    It does not depend on the model sampling's shift: the exact ODE a sampler integrates is the
+    same for every shift (the shift only reparametrises time), so the steps are placed for the
+    solver's error. exponent 1.6 was picked on the oracle fields (one Gaussian, two-component
+    mixtures) for the Adams predictor-corrector: it puts more steps at low sigma, where mixture
+    modes separate, than a uniform grid does. Returns steps + 1 sigmas in the model sampling's
+    view; in flow the first is exactly 1 and the last 0. Raises ValueError for steps < 1 or a
+    non-positive exponent.
+    """
+    steps = _steps(steps)
+    exponent = check_number("exponent", exponent, minimum=0.0, strict_minimum=True)
+    flow = [(1.0 - k / steps) ** exponent for k in range(steps + 1)]
+    return torch.FloatTensor(_to_view(model_sampling, flow))
+
+
+SCHEDULERS["flow_pc"] = flow_pc

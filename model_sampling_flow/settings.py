@@ -6,10 +6,8 @@ from dataclasses import dataclass, fields, replace
 
 from .model_sampling import VIEWS, make_model_sampling
 from .schedule import (DEFAULT_SHIFT, DEFAULT_TIMESTEP_MAPPING, SDXL_BASE_PIXELS, SDXL_VAE_FACTOR,
-                       TIMESTEP_MAPPINGS, check_choice, check_number, check_shift,
-                       latent_resolution_shift)
-
-SHIFT_MODES = ("static", "resolution")
+                       SHIFT_MODES, TIMESTEP_MAPPINGS, check_choice, check_number, check_shift,
+                       latent_resolution_shift, parse_number)
 
 INFOTEXT_KEYS = {
     "enabled": "Flow sampling",
@@ -72,5 +70,5 @@ class FlowSettings:
             if key is not None and key in params and field.name != "enabled":
                 values[field.name] = params[key]
         if "shift" in values:
-            values["shift"] = check_number("shift", values["shift"])
+            values["shift"] = parse_number("shift", values["shift"])
         return cls(**values)

@@ -65,7 +65,15 @@ def sample_in_ve(function, ve_model, x_ve, ve_sigmas, extra_args=None, callback=
         return ve_model(schedule.x_to_ve(x, flows), ve.reshape(sigma.shape), **kwargs)
 
     def flow_callback(info):
-        flow, ve = schedule.lookup(info["sigma"])
+        # k-diffusion's DPM-Solver (dpm_fast, dpm_adaptive) reports t = -log(sigma) instead of
+        # sigma; ComfyUI's UniPC reports neither (its x is at about the schedule's i-th sigma)
+        if "sigma" in info:
+            sigma = info["sigma"]
+        elif "t" in info:
+            sigma = torch.exp(-torch.as_tensor(info["t"]))
+        else:
+            sigma = schedule.flow[min(int(info["i"]), len(schedule.flow) - 1)]
+        flow, ve = schedule.lookup(sigma)
         callback(dict(info, x=schedule.x_to_ve(info["x"], [flow]), sigma=ve, sigma_hat=ve))
 
     if noise_sampler is not None:
@@ -74,3 +82,36 @@ def sample_in_ve(function, ve_model, x_ve, ve_sigmas, extra_args=None, callback=
     x = function(flow_model, x, torch.tensor(schedule.flow, dtype=torch.float64), extra_args=extra_args,
                  callback=None if callback is None else flow_callback, disable=disable, **options)
     return x * (1 + schedule.ve[-1])
+
+
+
+def noise_sampler_within(noise_sampler):
+    """A Brownian-tree `noise_sampler(sigma, sigma_next)` that queries its tree only inside the tree.
+
+    k-diffusion's and ComfyUI's BrownianTreeNoiseSampler (attributes `tree`, `transform`) build
+    torchsde trees on [sigma_min, sigma_max] rounded to torchsde's tolerance (6 digits); a schedule's
+    own end points and DPM++ SDE's exp(-(-log sigma)) fall a rounding step outside, and torchsde warns
+    ("Should have ta>=t0 but got ...") on every step, then clamps. Clamping first, to the trees' own
+    bounds, gives bit-identical noise (the normalising sqrt|t1 - t0| still uses the sigmas as asked)
+    without the warnings. Any other noise sampler is returned unchanged.
+    """
+    tree, transform = getattr(noise_sampler, "tree", None), getattr(noise_sampler, "transform", None)
+    # torchsde.BrownianTree keeps its (rounded) interval in a BrownianInterval's _start / _end
+    intervals = [getattr(t, "_interval", t) for t in getattr(tree, "trees", None) or ()]
+    if not intervals or transform is None or \
+            not all(hasattr(i, "_start") and hasattr(i, "_end") for i in intervals):
+        return noise_sampler
+    low, high = max(float(i._start) for i in intervals), min(float(i._end) for i in intervals)
+
+    def inside(t):
+        value = float(t)
+        if low <= value <= high:
+            return t
+        return torch.tensor(min(max(value, low), high), dtype=torch.float64)
+
+    def within(sigma, sigma_next):
+        t0, t1 = transform(torch.as_tensor(sigma)), transform(torch.as_tensor(sigma_next))
+        return tree(inside(t0), inside(t1)) / (t1 - t0).abs().sqrt()
+
+    within.tree, within.transform, within.flow_sampling_within = tree, transform, (low, high)
+    return within

@@ -75,6 +75,22 @@ def sigma_from_ve(sigma_ve):
     return sigma_ve / (1 + sigma_ve)
 
 
+def flow_schedule_to_ve(flow_sigmas, cap, dtype=torch.float32):
+    """A descending flow-sigma schedule as the VE view's schedule: sigma_ve = sigma / (1 - sigma).
+
+    The one mapping every host uses for a schedule computed over the flow range (sigma_min .. 1 of
+    the flow table; a host's Karras, exponential, beta ... functions run unchanged on it). Each value
+    is limited to `cap` (the VE view's top, views.ve_sigma_cap) first, so the top entry 1 (or a
+    float32 rounding of it, 1 + 2**-23) becomes the VE cap; computed in float64, returned as a 1-D
+    tensor of `dtype`. ValueError naming `flow_sigmas` when a value is negative or NaN.
+    """
+    flow = torch.as_tensor(flow_sigmas, dtype=torch.float64).reshape(-1)
+    if not bool((flow >= 0).all()):
+        raise ValueError(f"flow_sigmas must be >= 0, got {flow_sigmas!r}")
+    flow = flow.clamp(max=float(cap))
+    return (flow / (1 - flow)).to(dtype)
+
+
 def x_to_ve(x, sigma):
     """x_ve = x / (1 - sigma), for sigma < 1."""
     return x / (1 - _shape(sigma, x))
@@ -92,3 +108,35 @@ def alphas_cumprod_from_ve(sigma_ve):
     Timestep samplers (DDIM, PLMS, UniPC) that read alphas_cumprod sample the VE view with it.
     """
     return 1.0 / (1.0 + sigma_ve * sigma_ve)
+
+
+def alpha_bar_at(alphas_cumprod, timestep):
+    """alpha_bar at a DDPM timestep in [0, len - 1], log-linear between table entries.
+
+    Integer timesteps (DDIM, PLMS) read the table; fractional ones (UniPC's continuous time) get
+    the interpolation UniPC's `NoiseScheduleVP('discrete')` uses (log alpha linear in t), so a
+    model answering at this alpha_bar answers at the noise level the sampler assumes. Returns a
+    float64 tensor shaped like `timestep`.
+    """
+    table = torch.as_tensor(alphas_cumprod).double()
+    t = torch.as_tensor(timestep, device=table.device).double().clamp(0, len(table) - 1)
+    low = t.floor().long()
+    high = (low + 1).clamp(max=len(table) - 1)
+    weight = t - low
+    log_low, log_high = table[low].log(), table[high].log()
+    between = (log_low + weight * (log_high - log_low)).exp()
+    # integer timesteps read the table exactly (and a zero-SNR end, log 0 = -inf, never meets 0 * inf)
+    return torch.where(weight > 0, between, table[low])
+
+
+def flow_from_vp(x_vp, alpha_bar):
+    """(x, sigma) for a DDPM state x_vp = sqrt(a) x0 + sqrt(1 - a) noise, a = alpha_bar.
+
+    x = x_vp / (sqrt(a) + sqrt(1 - a)), sigma = sqrt(1 - a) / (sqrt(a) + sqrt(1 - a)): finite for
+    every a in [0, 1] (a = 0 is pure noise, sigma = 1). With a = alphas_cumprod_from_ve(sigma_ve)
+    this sigma is sigma_from_ve(sigma_ve). `alpha_bar` is a scalar or a per-sample vector.
+    """
+    alpha_bar = torch.as_tensor(alpha_bar, dtype=torch.float64, device=x_vp.device)
+    root_signal, root_noise = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
+    scale = root_signal + root_noise
+    return x_vp / _shape(scale, x_vp).to(x_vp.dtype), root_noise / scale

@@ -1,4 +1,4 @@
-"""webui entry (A1111 1.10, reForge): the "Flow sampling" accordion for rectified-flow SDXL checkpoints.
+"""webui entry (A1111 1.10, reForge, Forge): the "Flow sampling" accordion for rectified-flow SDXL checkpoints.
 
 The accordion decides whether flow sampling is on for the loaded checkpoint; the backend chosen for
 the running webui (webui_extension/backend.py) patches the model. The patch belongs to the model,
@@ -11,7 +11,7 @@ from modules import script_callbacks, scripts, shared
 
 from model_sampling_flow.schedule import TIMESTEP_MAPPINGS, TIMESTEP_MAPPING_DESCRIPTIONS
 from webui_extension import control
-from webui_extension.backend import select_backend
+from webui_extension.backend import select_backend, why_no_backend
 
 try:
     from webui_extension import a1111 as a1111_backend
@@ -19,6 +19,9 @@ except ImportError:  # a webui without A1111's k-diffusion layout
     a1111_backend = None
 
 SECTION = ("flow_sampling", "Flow sampling")
+SETTINGS_CATEGORY = "sd"    # Settings > Stable Diffusion, next to "Sampler parameters"
+MAPPING_INFO = "How the trainer turned sigma into the network's timestep (Settings > Flow sampling explains)"
+RESOLUTION_LABEL = "Resolution-dependent shift (sqrt(pixels / 1024²), replaces Flow shift)"
 OPTION_NAMES = {"mode": "flow_sampling_mode", "shift": "flow_sampling_shift",
                 "timestep_mapping": "flow_sampling_timestep_mapping",
                 "resolution_shift": "flow_sampling_resolution_shift", "view": "flow_sampling_view"}
@@ -26,6 +29,23 @@ OPTION_NAMES = {"mode": "flow_sampling_mode", "shift": "flow_sampling_shift",
 
 def default(key):
     return getattr(shared.opts, OPTION_NAMES[key], control.DEFAULTS[key])
+
+
+def from_settings(component):
+    """The component shows the Settings default at every launch, UI reload and page load.
+
+    `do_not_save_to_config`: the webui's ui-config.json neither records nor restores its value (it
+    would otherwise freeze the first launch's value over every later Settings change); the callable
+    value is re-read by gradio when a page loads.
+    """
+    component.do_not_save_to_config = True
+    return component
+
+
+def shift_state(resolution_on):
+    """The Flow shift slider while the resolution checkbox is (not) ticked: greyed out when replaced."""
+    label = "Flow shift (replaced by the resolution-dependent shift)" if resolution_on else "Flow shift"
+    return gr.update(interactive=not resolution_on, label=label)
 
 
 def loaded_model():
@@ -65,26 +85,32 @@ class FlowSamplingScript(scripts.Script):
 
     def ui(self, is_img2img):
         with gr.Accordion("Flow sampling", open=False, elem_id=self.elem_id("accordion")):
-            mode = gr.Radio(list(control.MODES), value=default("mode"), label="Flow sampling",
-                            elem_id=self.elem_id("mode"),
-                            info="Auto: on for checkpoints marked rectified flow (header only, no weights read)")
+            mode = from_settings(gr.Radio(
+                list(control.MODES), value=lambda: default("mode"), label="Flow sampling",
+                elem_id=self.elem_id("mode"),
+                info="Auto: on for checkpoints marked rectified flow (header only, no weights read)"))
+            resolution_on = bool(default("resolution_shift"))
             with gr.Row():
-                shift = gr.Slider(minimum=0.1, maximum=12.0, step=0.05, value=default("shift"),
-                                  label="Flow shift", elem_id=self.elem_id("shift"))
-                mapping = gr.Dropdown(list(TIMESTEP_MAPPINGS), value=default("timestep_mapping"),
-                                      label="Flow timestep mapping", elem_id=self.elem_id("mapping"),
-                                      info="; ".join(f"{k}: {v}" for k, v in TIMESTEP_MAPPING_DESCRIPTIONS.items()))
+                shift = from_settings(gr.Slider(
+                    minimum=0.1, maximum=12.0, step=0.05, value=lambda: default("shift"),
+                    label=shift_state(resolution_on)["label"], interactive=not resolution_on,
+                    elem_id=self.elem_id("shift")))
+                mapping = from_settings(gr.Dropdown(
+                    list(TIMESTEP_MAPPINGS), value=lambda: default("timestep_mapping"),
+                    label="Flow timestep mapping", elem_id=self.elem_id("mapping"), info=MAPPING_INFO))
             with gr.Row():
-                resolution = gr.Checkbox(value=default("resolution_shift"), elem_id=self.elem_id("resolution"),
-                                         label="Resolution-dependent shift (sqrt(pixels / 1024²), replaces Flow shift)")
+                resolution = from_settings(gr.Checkbox(
+                    value=lambda: default("resolution_shift"), elem_id=self.elem_id("resolution"),
+                    label=RESOLUTION_LABEL))
                 # Both webuis sample in the VE view, the only one in which their samplers and img2img
                 # rule are right; the hidden field keeps the script's argument order and infotext.
-                view = gr.Radio(list(control.VIEW_CHOICES), value="ve", label="Sampling view", visible=False,
-                                elem_id=self.elem_id("view"))
+                view = from_settings(gr.Radio(list(control.VIEW_CHOICES), value="ve", label="Sampling view",
+                                              visible=False, elem_id=self.elem_id("view")))
             with gr.Row():
                 status = gr.Markdown(elem_id=self.elem_id("status"))
                 check = gr.Button("Check loaded checkpoint", elem_id=self.elem_id("check"))
             check.click(fn=describe_loaded_checkpoint, inputs=[], outputs=[status], show_progress=False)
+            resolution.change(fn=shift_state, inputs=[resolution], outputs=[shift], show_progress=False)
         components = {"mode": mode, "shift": shift, "timestep_mapping": mapping,
                       "resolution_shift": resolution, "view": view}
         self.infotext_fields = [(components[key], paste) for key, paste in control.INFOTEXT_PASTE]
@@ -95,15 +121,22 @@ class FlowSamplingScript(scripts.Script):
         values = {"mode": mode, "shift": shift, "timestep_mapping": timestep_mapping,
                   "resolution_shift": resolution_shift, "view": view}
         values = {key: default(key) if value is None else value for key, value in values.items()}
-        values = control.apply_overrides(values, getattr(p, control.OVERRIDES_ATTR, None))
         sd_model = shared.sd_model
         backend = select_backend(sd_model)
-        decision = control.decide(values["mode"], values["shift"], values["timestep_mapping"],
-                                  values["resolution_shift"], values["view"], loaded_checkpoint_path(sd_model))
+        try:
+            values = control.apply_overrides(values, getattr(p, control.OVERRIDES_ATTR, None))
+            decision = control.decide(values["mode"], values["shift"], values["timestep_mapping"],
+                                      values["resolution_shift"], values["view"], loaded_checkpoint_path(sd_model))
+        except (ValueError, OSError) as error:
+            # an invalid value from the API, XYZ or a script, or an unreadable marker in Auto: one
+            # message, and flow is off for this generation (its infotext carries no flow keys)
+            if backend is not None:
+                backend.remove(sd_model)
+            report(p, f"Flow sampling not applied: {error}")
+            return
         if backend is None:
             if decision.settings is not None:
-                report(p, "Flow sampling cannot be applied: this webui offers no mechanism this extension knows "
-                          "(A1111 1.10's create_denoiser hook or reForge's UNet patcher); sampling unchanged.")
+                report(p, why_no_backend(sd_model))
             return
         if decision.settings is None:
             backend.remove(sd_model)
@@ -120,10 +153,7 @@ class FlowSamplingScript(scripts.Script):
         p.extra_generation_params.update(settings.to_infotext())
         if values["mode"] == "Auto":
             report(p, decision.reason)
-        if a1111_backend is not None and isinstance(backend, a1111_backend.A1111Backend):
-            refused = a1111_backend.sampler_refusal(p.sampler_name)
-        else:
-            refused = getattr(backend, "refusal", lambda p: None)(p)
+        refused = backend.refusal(p)
         if refused:
             report(p, refused)
 
@@ -159,6 +189,17 @@ def on_script_unloaded():
         backend.remove(sd_model)
 
 
+SETTINGS_HELP = {
+    "mode": "What the Flow sampling accordion shows when the UI loads. Off: the webui as without this "
+            "extension. Auto: on when the checkpoint's header or sidecar marks it rectified flow. On: always.",
+    "shift": "The trainer's time shift (the model card says it; 3 is common). Larger puts more steps at "
+             "high noise.",
+    "timestep_mapping": "; ".join(f"{k}: {v}" for k, v in TIMESTEP_MAPPING_DESCRIPTIONS.items()),
+    "resolution_shift": "Shift sqrt(pixels / 1024²) per generation instead of the fixed Flow shift "
+                        "(bluvoll's resolution-dependent training).",
+}
+
+
 def on_ui_settings():
     options = (
         ("mode", "Flow sampling default", gr.Radio, {"choices": list(control.MODES)}),
@@ -167,8 +208,9 @@ def on_ui_settings():
         ("resolution_shift", "Resolution-dependent shift by default", gr.Checkbox, {}),
     )
     for key, label, component, args in options:
-        shared.opts.add_option(OPTION_NAMES[key], shared.OptionInfo(
-            control.DEFAULTS[key], label, component, args, section=SECTION))
+        info = shared.OptionInfo(control.DEFAULTS[key], label, component, args, section=SECTION)
+        info.category_id = SETTINGS_CATEGORY
+        shared.opts.add_option(OPTION_NAMES[key], info.info(SETTINGS_HELP[key]))
 
 
 def add_xyz_axes():
@@ -180,6 +222,7 @@ def add_xyz_axes():
     for label, kind, key, convert, choices in control.XYZ_AXES:
         if label not in present:
             xyz_grid.axis_options.append(xyz_grid.AxisOption(label, kind, control.xyz_setter(key, convert),
+                                                             confirm=control.xyz_confirm(label, convert),
                                                              choices=choices))
 
 

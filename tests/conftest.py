@@ -19,6 +19,7 @@ HOST_MARKERS = {
     "a1111": (("test_a1111_",), ()),
     "reforge": (("test_reforge_",), ()),
     "forge": (("test_forge_",), ()),
+    "webui_server": (("test_webui_server",), ()),
 }
 
 

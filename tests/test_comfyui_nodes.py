@@ -347,7 +347,8 @@ def test_pyproject_is_read_by_comfyuis_config_parser(package):
     config = config_parser.extract_node_configuration(support.REPO)
     assert config.project.name == "model-sampling-flow"
     assert config.tool_comfy.publisher_id and config.tool_comfy.display_name
-    assert config.project.urls.repository.startswith("https://")
+    # unpublished: no placeholder repository URL that would send users nowhere
+    assert not config.project.urls.repository
 
 
 def test_a_fresh_comfyui_shows_the_nodes_and_dropdown_entries(comfyui, tmp_path):

@@ -10,14 +10,12 @@ from model_sampling_flow import oracles
 
 FIELD = oracles.gaussian_field(0.5, 0.3)
 
-# Measured failures in the VE view, each with its cause; the test asserts this set exactly, so a
+# Measured failures in the VE view (deterministic samplers such as dpm_adaptive integrate in flow
+# coordinates there, comfy_nodes/sampler_views.py), each with its cause; the test asserts this set exactly, so a
 # host fix (or a regression elsewhere) shows up.
 VE_KNOWN_FAILURES = {
     # LCM is a sampler for consistency-distilled models (excluded by the target).
     "lcm",
-    # k-diffusion's adaptive DPM-Solver measures its error relative to |x|; in a VE view x is
-    # sigma * noise with sigma up to ~3e4, so the tolerance is far too loose early on (std ~0.65).
-    "dpm_adaptive",
     # ComfyUI bug: after the second model call, `temp[0]` holds the uncond of the midpoint, and the
     # final update adds (denoised - that) instead of 0 at cfg 1; wrong in every view (0.66 under
     # ModelSamplingSD3). With the stale value fixed it measures 0.499 / 0.300 in the VE view.

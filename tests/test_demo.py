@@ -9,7 +9,8 @@ import zlib
 import pytest
 import torch
 
-from model_sampling_flow import demo
+from model_sampling_flow import demo, picture
+from model_sampling_flow.oracles import GaussianImageField, draw_scene
 from model_sampling_flow.samplers import sample_flow_heun
 from model_sampling_flow.schedule import time_shift
 
@@ -37,7 +38,7 @@ def printed_rows(table_text, section):
 
 
 def test_field_is_the_exact_denoiser():
-    field = demo.GaussianImageField(demo.draw_scene(seed=3))
+    field = GaussianImageField(draw_scene(seed=3))
     x = torch.randn(2, 3, 32, 32)
     # sigma = 1: only the data mean is known; sigma = 0: x is already data
     assert torch.allclose(field(x, torch.ones(2)), field.from_dct(field.mean).float().expand(2, -1, -1, -1),
@@ -50,8 +51,21 @@ def test_field_is_the_exact_denoiser():
 
 
 def test_exact_samples_score_near_zero(result):
-    assert result["reference"] < 0.1
+    reference = result["reference"]
+    assert 0 < reference["min"] <= reference["mean"] <= reference["max"] < 0.1
     assert set(result["pictures"]) == set(result["spectrum"])
+    # exact batches' band amplitudes sit on the data's
+    assert all(abs(a / t - 1) < 0.25 for a, t in result["exact_bands"])
+
+
+def test_caption_figures_are_the_tables(result):
+    # the printed floor is the one the picture states, and no right sampler is called better
+    # than exact by more than the spread of exact batches
+    reference = result["reference"]
+    assert f"{reference['mean']:.4f} on average" in result["table_text"]
+    for name, by_steps in result["spectrum"].items():
+        if result["right"][name]:
+            assert min(by_steps.values()) > reference["min"] - 0.02, name
 
 
 def test_printed_table_right_samplers_beat_every_wrong_way(result):
@@ -73,7 +87,7 @@ def test_printed_table_right_samplers_beat_every_wrong_way(result):
 
 def test_printed_endpoint_table_converges_only_for_right_samplers(result):
     rows = printed_rows(result["table_text"], 2)
-    assert set(rows) == {"flow_euler", "flow_heun", "flow_multistep", "as SDXL eps model", "as SDXL v model"}
+    assert set(rows) == {"flow_pc", "flow_euler", "flow_heun", "flow_multistep", "as SDXL eps model", "as SDXL v model"}
     for name, (verdict, (coarse, fine)) in rows.items():
         if verdict == "right":
             assert fine < coarse and fine < 0.03, name
@@ -108,8 +122,20 @@ def test_png_is_valid_and_shows_every_method(result):
     width, height, depth, colour_type, raw, ended = read_png(result["png_path"])
     assert (depth, colour_type, ended) == (8, 2, True)
     assert len(raw) == height * (1 + 3 * width)
-    rows_of_tiles = 1 + len(result["pictures"])
+    rows_of_tiles = 2 + len(result["pictures"])  # an exact row above each section
     assert height >= rows_of_tiles * 64 and width >= 8 * 64
+
+
+def test_picture_splits_deterministic_from_stochastic(result):
+    # deterministic rows are compared tile by tile; stochastic ones by statistics
+    deterministic = {n for n, s in result["stochastic"].items() if not s}
+    assert deterministic == set(result["endpoint"])
+    assert {"flow_euler_ancestral", "flow_sde", "euler_a in VE view", "VE Euler a on flow x"} <= \
+        {n for n, s in result["stochastic"].items() if s}
+    # the wrong ancestral sampler's coarse band is far too strong, the right ones' within 25 %
+    coarse = {n: bands[0][0] / bands[0][1] for n, bands in result["bands"].items()}
+    assert coarse["VE Euler a on flow x"] > 2
+    assert 0.75 < coarse["flow_sde"] < 1.25
     table = open(result["table_path"]).read()
     assert table.strip() == result["table_text"].strip()
 
@@ -117,7 +143,7 @@ def test_png_is_valid_and_shows_every_method(result):
 def test_font_covers_every_label(result):
     labels = list(result["pictures"]) + ["exact (ODE endpoint)", "right  err 0.123", "WRONG",
                                          "python -m model_sampling_flow demo"]
-    missing = {c for label in labels for c in label.upper() if c not in demo._FONT}
+    missing = {c for label in labels for c in label.upper() if c not in picture.FONT}
     assert missing == set()
 
 
@@ -133,7 +159,7 @@ def test_run_validates_arguments(kwargs, name):
 
 def test_write_png_validates_canvas(tmp_path):
     with pytest.raises(ValueError, match="canvas"):
-        demo.write_png(str(tmp_path / "x.png"), torch.zeros(4, 4, 3))
+        picture.write_png(str(tmp_path / "x.png"), torch.zeros(4, 4, 3))
 
 
 def test_cli_demo_runs_and_prints_the_table(tmp_path):

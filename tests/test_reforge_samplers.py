@@ -4,6 +4,7 @@ CFGDenoiser, ldm_patched sampling_function), with flow on for an analytic RF mod
 returns the exact velocity of N(0.5, 0.3^2) data: 256 steps must land within 0.01 of the mean
 and 0.02 of the std, or the sampler must be refused with a message saying why."""
 
+import pytest  # noqa: E402
 import reforge_harness as harness  # noqa: E402
 
 from webui_extension.reforge import REFUSED_SAMPLERS  # noqa: E402  (no webui import at module level)
@@ -35,6 +36,18 @@ def test_the_sweep_covered_every_listed_sampler():
     assert result["steps"] == 256
     assert len(result["listed"]) >= 70, result["listed"]
     assert set(result["samplers"]) == set(result["listed"])
+
+
+def test_the_flow_samplers_are_listed_and_swept():
+    """With reForge's repositories/k-diffusion (its launcher clones it) the script lists the Flow
+    samplers; the sweep above then holds them to the same bar as reForge's own."""
+    result = _samplers()
+    if result.get("flow_samplers_unlisted"):
+        pytest.skip(f"no k-diffusion checkout for reForge's repositories/ ({result['flow_samplers_unlisted']})")
+    flow = {"Flow Euler", "Flow Heun", "Flow Euler a", "Flow SDE", "Flow Multistep"}
+    assert flow <= set(result["listed"])
+    for name in flow:
+        assert harness.within(result["samplers"][name]["stats"]), (name, result["samplers"][name])
 
 
 def test_every_listed_sampler_reaches_the_flow_distribution_or_is_refused():

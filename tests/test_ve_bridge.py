@@ -62,3 +62,20 @@ def test_float32_sigma_batch_maps_back_to_the_exact_ve_sigma_at_the_cap():
     assert ve == schedule.ve[0] and flow == schedule.flow[0]
     # a naive float32 round trip would be far off there
     assert abs(float(views.sigma_to_ve(float(top), cap=1.0)) - ve) / ve > 1e-4
+
+
+def test_callbacks_that_report_t_or_no_sigma_get_ve_sigmas():
+    """DPM-Solver reports t = -log(sigma); ComfyUI's UniPC reports only the step index."""
+    ve_sigmas = get_sigmas(FlowVEModelSampling(3.0), "simple", 4).double()
+    flow_sigmas = views.sigma_from_ve(ve_sigmas)
+
+    def reporting(model, x, sigmas, extra_args=None, callback=None, disable=None):
+        callback({"x": x, "i": 1, "t": -torch.log(sigmas[1]), "denoised": x})
+        callback({"x": x, "i": 2, "denoised": x})
+        return x
+
+    seen = []
+    sample_in_ve(reporting, ve_denoiser, torch.ones(1, 1, 2, 2, dtype=torch.float64) * ve_sigmas[0], ve_sigmas,
+                 callback=seen.append)
+    assert [float(d["sigma"]) for d in seen] == pytest.approx([float(ve_sigmas[1]), float(ve_sigmas[2])], rel=1e-9)
+    assert float(seen[1]["x"].flatten()[0]) == pytest.approx(float(ve_sigmas[0] / (1 + ve_sigmas[0]) * (1 + ve_sigmas[2])), rel=1e-9)

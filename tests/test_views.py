@@ -100,3 +100,35 @@ def test_alphas_cumprod_round_trips_the_ve_table():
     alpha_bar = views.alphas_cumprod_from_ve(ve)
     assert bool((alpha_bar[1:] < alpha_bar[:-1]).all()) and float(alpha_bar.min()) > 0
     assert torch.allclose(((1 - alpha_bar) / alpha_bar).sqrt(), ve, rtol=1e-6)
+
+
+@pytest.mark.parametrize("shift", [0.01, 1.0, 3.0, 4.07, 12.0])
+def test_flow_schedule_to_ve_maps_each_step_and_caps_the_top(shift):
+    cap = views.ve_sigma_cap(shift)
+    flow = torch.tensor([1.0000001, 0.9, 0.5, 0.01, 0.0], dtype=torch.float32)
+    ve = views.flow_schedule_to_ve(flow, cap)
+    assert ve.dtype == torch.float32
+    assert float(ve[0]) == pytest.approx(float(views.sigma_to_ve(cap, cap=cap)), rel=1e-6)
+    assert float(ve[-1]) == 0.0
+    expected = [float(s) / (1 - float(s)) for s in flow[1:-1].double()]
+    assert [float(s) for s in ve[1:-1]] == pytest.approx(expected, rel=1e-6)
+
+
+def test_vp_state_maps_to_the_flow_state_of_the_same_noise_level():
+    sigma_ve = views.sigma_to_ve(SIGMA)
+    alpha_bar = views.alphas_cumprod_from_ve(sigma_ve)
+    a = alpha_bar[:, None, None, None]
+    x_vp = a.sqrt() * X0 + (1 - a).sqrt() * NOISE
+    x, sigma = views.flow_from_vp(x_vp, alpha_bar)
+    assert torch.allclose(sigma, SIGMA, atol=1e-12)
+    assert torch.allclose(x, X, atol=1e-12)
+    x, sigma = views.flow_from_vp(NOISE, torch.tensor(0.0, dtype=torch.float64))   # zero SNR: pure noise
+    assert float(sigma) == 1.0 and torch.equal(x, NOISE)
+
+
+def test_alpha_bar_at_reads_integers_and_interpolates_log_linearly():
+    table = torch.tensor([0.9, 0.5, 0.1, 0.0], dtype=torch.float64)
+    assert torch.equal(views.alpha_bar_at(table, torch.tensor([0.0, 1.0, 2.0, 3.0])), table)
+    middle = views.alpha_bar_at(table, torch.tensor([0.5, 2.5]))
+    assert abs(float(middle[0]) - (0.9 * 0.5) ** 0.5) < 1e-12 and float(middle[1]) == 0.0
+    assert float(views.alpha_bar_at(table, 7.0)) == 0.0 and float(views.alpha_bar_at(table, -1.0)) == 0.9

@@ -13,6 +13,7 @@ try:
 except ImportError as error:  # pragma: no cover
     pytest.skip(f"k-diffusion is not importable here: {error}", allow_module_level=True)
 
+from model_sampling_flow import views  # noqa: E402
 from model_sampling_flow.settings import FlowSettings  # noqa: E402
 from webui_extension import a1111, backend, control  # noqa: E402
 
@@ -84,19 +85,46 @@ def test_apply_coerces_the_view_to_ve_for_a1111():
     assert a1111.A1111Backend().active(model).view == "ve"
 
 
-def test_guard_refuses_timestep_samplers_but_lets_the_flow_denoiser_through():
+def test_timestep_samplers_see_the_ve_view_as_an_eps_model():
     model = Model()
-    a1111.A1111Backend().apply(model, FlowSettings())
-    with pytest.raises(backend.FlowSamplingError, match="alphas_cumprod"):
-        model.apply_model(torch.zeros(1, 4, 2, 2), torch.tensor([500]), cond={})
+    original_table = model.alphas_cumprod
+    a1111.A1111Backend().apply(model, FlowSettings(shift=3.0))
+    sigma_ve = FlowSettings(shift=3.0).model_sampling().sigmas.double()
+    assert torch.allclose(model.alphas_cumprod.double(), 1 / (1 + sigma_ve ** 2), rtol=1e-6)
+    model.calls.clear()
+    # DDIM / PLMS pass integer timesteps, UniPC fractional ones: the network gets the flow state and
+    # the trainer's timestep of that noise level, and its velocity comes back as noise
+    x0, noise = torch.full((2, 4, 2, 2), 0.25, dtype=torch.float64), torch.randn(2, 4, 2, 2, dtype=torch.float64)
+    for t in (torch.tensor([500.0, 500.0]), torch.tensor([123.4, 998.5])):
+        alpha_bar = views.alpha_bar_at(model.alphas_cumprod, t)[:, None, None, None]
+        x_vp = alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise
+        eps = model.apply_model(x_vp, t, cond={})
+        sigma = views.flow_from_vp(x_vp, alpha_bar.flatten())[1]
+        # the Model's network answers velocity 0, so eps = the flow state x itself
+        assert torch.allclose(eps, (1 - sigma[:, None, None, None]) * x0 + sigma[:, None, None, None] * noise)
+        assert torch.allclose(model.calls[-1].double(), 1000 * sigma)
+    # at integer timesteps the noise level is the VE table's
+    assert torch.allclose(views.flow_from_vp(x_vp, views.alpha_bar_at(model.alphas_cumprod, torch.tensor([500.0])))[1],
+                          views.sigma_from_ve(sigma_ve[500:501]), rtol=1e-6)
     denoiser = model.create_denoiser()
     out = denoiser(torch.zeros(1, 4, 2, 2), torch.tensor([1.0]), cond={})
-    assert out.shape == (1, 4, 2, 2) and len(model.calls) == 1
-    # an exception inside the network leaves the guard armed again
-    model.calls = None
-    with pytest.raises(AttributeError):
-        denoiser(torch.zeros(1, 4, 2, 2), torch.tensor([1.0]), cond={})
-    with pytest.raises(backend.FlowSamplingError):
+    assert out.shape == (1, 4, 2, 2)
+    assert float(model.calls[-1]) == pytest.approx(500.0, rel=1e-5)     # sigma_ve 1 = flow sigma 0.5
+    a1111.A1111Backend().remove(model)
+    assert model.alphas_cumprod is original_table
+
+
+def test_lcm_and_unknown_wrappers_are_refused_inside_sampling():
+    model = Model()
+    a1111.A1111Backend().apply(model, FlowSettings())
+    cfg = type("CFG", (), {"model_wrap": object(), "p": None})()
+    a1111.observe_cfg_denoiser(type("Params", (), {"denoiser": cfg})())
+    try:
+        import modules.sd_samplers_timesteps  # noqa: F401
+    except ImportError:     # outside A1111 the callback cannot tell, and refuses nothing
+        assert getattr(a1111._calling, "refusal", None) is None
+        return
+    with pytest.raises(backend.FlowSamplingError, match="LCM"):   # pragma: no cover - inside A1111 only
         model.apply_model(torch.zeros(1, 4, 2, 2), torch.tensor([500]), cond={})
 
 

@@ -8,7 +8,8 @@
 #   FLOW_PYTEST_ARGS="-x" bash tools/test.sh extra pytest arguments for every tier
 #
 # Host tiers run against ../shared/hosts/<Host> (or FLOW_HOSTS_DIR, or COMFYUI_DIR, A1111_DIR,
-# REFORGE_DIR, and COMFYUI_LATEST_DIR for the newest ComfyUI); a tier whose host is absent still runs, and its tests skip with the reason.
+# REFORGE_DIR, FORGE_DIR, and COMFYUI_LATEST_DIR for the newest ComfyUI); a tier whose host is
+# absent still runs, and its tests skip with the reason.
 # Each tier's output is streamed with its name in front; per-tier durations are printed at the end.
 # Exit status: 0 only when every tier passed and collected at least one test.
 source "$(dirname "$0")/env.sh"
@@ -35,12 +36,16 @@ host_dir() {
 venv_for() {
     local venv="$1" installer="$2" arguments="$3"; shift 3
     local stamp="$venv/.flow-env-ok" file stale=0
-    [ -f "$stamp" ] || stale=1
-    for file in "$installer" "$@"; do [ "$file" -nt "$stamp" ] && stale=1; done
-    if [ "$stale" = 1 ]; then
-        # shellcheck disable=SC2086
-        bash "$installer" "$venv" $arguments >&2 && touch "$stamp"
-    fi
+    mkdir -p "$(dirname "$venv")"
+    (   # two tiers may need the same venv (a webui's tier and the server tier): one builds it
+        flock 9
+        [ -f "$stamp" ] || stale=1
+        for file in "$installer" "$@"; do [ "$file" -nt "$stamp" ] && stale=1; done
+        if [ "$stale" = 1 ]; then
+            # shellcheck disable=SC2086
+            bash "$installer" "$venv" $arguments >&2 && touch "$stamp"
+        fi
+    ) 9>"$venv.lock"
     echo "$venv/bin/python"
 }
 
@@ -73,12 +78,29 @@ tier_webui() {
     "$VENV/bin/python" -m pytest -m "$marker" "$@"
 }
 
+webui_host_env() {   # host folder, DIR variable, PYTHON variable, venv name, installer: export both if found
+    local dir; dir="$(host_dir "$2" "$1")"
+    if [ -n "$dir" ]; then
+        export "$2=$dir"
+        [ -z "${!3:-}" ] && export "$3=$(venv_for "$HOST_VENVS/.venv-$4" "$5" "")"
+    fi
+    return 0
+}
+tier_webui_server() {   # every webui's real server (launch.py), checked over HTTP
+    webui_host_env A1111 A1111_DIR A1111_PYTHON a1111 "$ROOT/tests/hosts/a1111_venv.sh"
+    webui_host_env reForge REFORGE_DIR REFORGE_PYTHON reforge "$ROOT/tests/hosts/reforge_venv.sh"
+    webui_host_env Forge FORGE_DIR FORGE_PYTHON forge "$ROOT/tests/hosts/forge_venv.sh"
+    "$VENV/bin/python" -m pytest -m webui_server "$@"
+}
+
 # One line per tier, in start order (quick feedback first, then the longest host tiers):
 #   name  command [arguments]    (a new tier's marker goes in pyproject.toml and tests/conftest.py)
 TIERS=(
     "host-free       tier_host_free"
     "a1111           tier_webui a1111 A1111 A1111_DIR A1111_PYTHON tests/hosts/a1111_venv.sh"
     "reforge         tier_webui reforge reForge REFORGE_DIR REFORGE_PYTHON tests/hosts/reforge_venv.sh"
+    "forge           tier_webui forge Forge FORGE_DIR FORGE_PYTHON tests/hosts/forge_venv.sh"
+    "webui-server    tier_webui_server"
     "comfyui         tier_comfyui COMFYUI_DIR ComfyUI pinned"
     "comfyui-latest  tier_comfyui COMFYUI_LATEST_DIR ComfyUI-latest latest"
 )
@@ -102,7 +124,7 @@ run_tier() {   # name command...: runs in the background, writes LOGS/name.{log,
     printf '== tier %s %s in %dm%02ds ==\n' "$name" "$verdict" $(((SECONDS - start) / 60)) $(((SECONDS - start) % 60))
 }
 
-export -f host_dir venv_for tier_host_free tier_comfyui tier_webui
+export -f host_dir venv_for tier_host_free tier_comfyui tier_webui webui_host_env tier_webui_server
 export ROOT VENV HOSTS HOST_VENVS
 echo "test tiers, logs in $LOGS (FLOW_JOBS=${FLOW_JOBS:-all})"
 names=()

@@ -2,22 +2,37 @@
 
 A1111's k-diffusion wrapper (`CFGDenoiserKDiffusion.inner_model`) builds its denoiser from
 `shared.sd_model.create_denoiser()` when the model has one (SD3 uses this). We give the model one
-that returns `FlowDenoiser`, a k-diffusion `DiscreteSchedule` over the core's VE table
-(`FlowVEModelSampling`). In that view a flow model is exactly a variance-exploding model, so every
-k-diffusion sampler, A1111's sigma schedulers, txt2img's `noise * sigmas[0]` and img2img's
-`x + noise * sigma` are right without touching any of them.
+that returns `FlowDenoiser`, a k-diffusion `DiscreteSchedule` over one of the core's tables. The
+view is chosen per sampling pass (`before_sampling`, webui_extension.sampler_views):
+  * deterministic samplers on a txt2img pass integrate in flow coordinates (`FlowModelSampling`):
+    A1111's schedules and samplers see flow sigmas in [0, 1], as ComfyUI's ModelSamplingSD3 gives
+    them, so they are as accurate as natively;
+  * every other pass (stochastic samplers, img2img, hires, unknown samplers) runs in the VE view
+    (`FlowVEModelSampling`), where a flow model is exactly a variance-exploding model, so
+    k-diffusion's stochastic samplers, txt2img's `noise * sigmas[0]` and img2img's
+    `x + noise * sigma` are right unchanged; A1111's schedule is computed over the flow range and
+    mapped to VE (a Karras schedule over sigma_ve 0.003 .. 3e4 would put most steps at pure noise).
+A pass without our script (another extension's processing object) keeps the VE view with the VE
+table.
+
+DDIM, DDIM CFG++, PLMS and UniPC never ask for `create_denoiser`: they step through
+`sd_model.alphas_cumprod` and call `sd_model.apply_model(x, t)` expecting noise prediction. While
+flow is on the model presents the same VE view to them as an eps model: `alphas_cumprod` (and
+`alphas_cumprod_original`, which A1111 copies back before every batch) is the DDPM table of the VE
+table, and `apply_model` called from outside `FlowDenoiser` reads (x, t) as the DDPM state at
+`alphas_cumprod[t]`, runs the network on the flow state of that noise level and answers its noise.
 
 What cannot be right is refused while flow is on, with a message the webui shows:
-  * DDIM, DDIM CFG++, PLMS, UniPC and LCM never ask for `create_denoiser`: they call
-    `sd_model.apply_model` with eps-table timesteps. While flow is on, `apply_model` is guarded:
-    only calls made from inside `FlowDenoiser` go through.
-  * Align Your Steps (fixed SDXL sigmas 14.6 .. 0.03), Beta (linear in sigma up to sigma_max, which
-    in the VE view is ~3e4, so all but the last step sit above flow sigma 0.8) and the
-    "use old karras scheduler sigmas" option (0.1 .. 10): checked on the first denoiser call, when
-    the processing object is known (an on_cfg_denoiser callback records it).
+  * LCM (a sampler for consistency-distilled models), and any other sampler that reaches
+    `apply_model` through a denoiser other than ours or A1111's timestep denoiser (a
+    v-prediction wrapper would convert our noise again).
+  * Align Your Steps (fixed SDXL sigmas 14.6 .. 0.03) and the "use old karras scheduler sigmas"
+    option (0.1 .. 10): checked on the first denoiser call, when the processing object is known
+    (an on_cfg_denoiser callback records it).
 
-The patch is three instance attributes on the model (`create_denoiser`, `apply_model`, the state);
-`remove` puts back exactly what was there. Nothing global in A1111 is changed by `apply`; the
+The patch is three instance attributes on the model (`create_denoiser`, `apply_model`, the state)
+and the model's `alphas_cumprod` / `alphas_cumprod_original`; `remove` puts back exactly what was
+there (the very objects). Nothing global in A1111 is changed by `apply`; the
 samplers and the "Flow shift" scheduler are registered once, at script load, and do nothing unless
 chosen (and refuse with a message when chosen with flow off).
 
@@ -30,26 +45,29 @@ import threading
 import k_diffusion.external
 import torch
 
-from model_sampling_flow import registry, ve_bridge
+from model_sampling_flow import registry, ve_bridge, views
 from model_sampling_flow import schedulers as flow_schedulers
-from model_sampling_flow.model_sampling import FlowVEModelSampling
+from model_sampling_flow.model_sampling import FlowModelSampling
+from model_sampling_flow.schedule import TIMESTEP_MAPPINGS
 from model_sampling_flow.settings import FlowSettings
 
-from .backend import Backend, FlowSamplingError
+from . import sampler_views
+from .backend import Backend, FlowSamplingError, flow_model_sampling, latent_shape_for
 
 STATE_ATTR = "flow_sampling_state"
 PATCHED_ATTRS = ("create_denoiser", "apply_model", STATE_ATTR)
+# the DDPM tables the timestep samplers read; buffers on SD1 models, plain attributes on SDXL
+PATCHED_TABLES = ("alphas_cumprod", "alphas_cumprod_original")
 
 TIMESTEP_SAMPLERS_MESSAGE = (
-    "Flow sampling is on for this checkpoint, and this sampler (DDIM, DDIM CFG++, PLMS, UniPC or LCM) "
-    "steps through the eps-prediction noise table (alphas_cumprod) instead of the model's denoiser, so it "
-    "cannot sample a rectified-flow model. Choose a k-diffusion sampler (Euler, Euler a, DPM++ 2M, ...) or "
-    "a Flow sampler, or turn Flow sampling off.")
+    "Flow sampling is on for this checkpoint, and this sampler (LCM, or a sampler that calls the model "
+    "through a denoiser this extension does not know) does not sample through the model's denoiser or "
+    "A1111's timestep denoiser (DDIM, PLMS, UniPC), so it cannot sample a rectified-flow model. LCM is "
+    "for consistency-distilled models. Choose a k-diffusion sampler (Euler, Euler a, DPM++ 2M, ...), "
+    "DDIM, PLMS, UniPC or a Flow sampler, or turn Flow sampling off.")
 REFUSED_SCHEDULERS = {
     "Align Your Steps": "uses fixed noise levels tuned for eps-prediction SDXL (14.6 .. 0.03); a flow "
-                        "model starts at a far higher level",
-    "Beta": "spaces steps linearly in sigma up to sigma_max, which for a flow model is ~30000, leaving "
-            "one step for everything below flow sigma 0.8",
+                        "model's noise levels are flow sigmas 0 .. 1",
 }
 
 _inside_denoiser = threading.local()
@@ -73,25 +91,30 @@ class FlowState:
         self.checkpoint = checkpoint
         self.saved = saved              # {attribute: value} of instance attributes we replaced
         self.latent_shape = None        # last latent shape seen (resolution-dependent shift)
+        self.saved_tables = {}          # {table name: the object the model had} (PATCHED_TABLES)
 
-    def model_sampling(self):
+    def model_sampling(self, view="ve"):
         shape = self.latent_shape
         if self.settings.shift_mode == "resolution" and shape is None:
             shape = (128, 128)          # 1024 x 1024 until a generation says otherwise
-        return self.settings.model_sampling(shape)
+        return self.settings.with_changes(view=view).model_sampling(shape)
 
 
 class FlowDenoiser(k_diffusion.external.DiscreteSchedule):
-    """k-diffusion denoiser for a flow model in the VE view: `denoiser(x_ve, sigma_ve, cond=...) -> x0`.
+    """k-diffusion denoiser for a flow model: `denoiser(x, sigma, cond=...) -> x0` in the view of its
+    model sampling.
 
-    `sigmas` is the core's VE table (1000 entries, strictly increasing, top entry capped), which is
-    what A1111's schedulers, `apply_refiner` and DPM fast/adaptive read. The network receives the
-    flow input and the trainer's timestep; its output is read as velocity.
+    VE view (FlowVEModelSampling, the default): x_ve, sigma_ve; flow view (FlowModelSampling, set per
+    pass for deterministic samplers): flow x and sigma in [0, 1]. `sigmas` is that view's table
+    (1000 entries, strictly increasing), which is what A1111's schedulers, `apply_refiner` and DPM
+    fast/adaptive read. The network receives the flow input and the trainer's timestep; its output
+    is read as velocity.
     """
 
     def __init__(self, sd_model, model_sampling):
-        if not isinstance(model_sampling, FlowVEModelSampling):
-            raise ValueError(f"model_sampling must be a FlowVEModelSampling, got {model_sampling!r}")
+        if not isinstance(model_sampling, FlowModelSampling):
+            raise ValueError(f"model_sampling must be a FlowModelSampling or FlowVEModelSampling, "
+                             f"got {model_sampling!r}")
         device = getattr(getattr(sd_model, "alphas_cumprod", None), "device", None) or torch.device("cpu")
         super().__init__(model_sampling.sigmas.to(device), quantize=False)
         self.inner_model = sd_model
@@ -99,7 +122,7 @@ class FlowDenoiser(k_diffusion.external.DiscreteSchedule):
         self.processing = None          # set by observe_cfg_denoiser; None when not inside A1111
 
     def set_model_sampling(self, model_sampling):
-        """Swap the table (resolution-dependent shift learned after the sampler was created)."""
+        """Swap the view and table (per pass: the sampler's view, the resolution-dependent shift)."""
         self.model_sampling = model_sampling
         sigmas = model_sampling.sigmas.to(self.sigmas.device)
         self.sigmas = sigmas
@@ -121,13 +144,38 @@ class FlowDenoiser(k_diffusion.external.DiscreteSchedule):
         return sampling.calculate_denoised(sigma, velocity, input)
 
 
-def _guard_apply_model(original):
-    def apply_model(*args, **kwargs):
+_calling = threading.local()    # .refusal: set per CFG denoiser call by observe_cfg_denoiser
+
+
+def _eps_apply_model(sd_model, original, state):
+    """`apply_model` while flow is on: our denoiser's calls go through; others see an eps model.
+
+    Outside FlowDenoiser, `apply_model(x, t, ...)` is a timestep sampler's call: x is the DDPM state
+    at alpha_bar = alphas_cumprod[t] (log-linear between entries for UniPC's fractional t). The
+    network runs on the flow state of that noise level (views.flow_from_vp) at the trainer's
+    timestep, and its velocity is answered as noise (views.eps_from_velocity).
+    """
+    def apply_model(x, t, *args, **kwargs):
         if getattr(_inside_denoiser, "depth", 0) > 0:
-            return original(*args, **kwargs)
-        raise FlowSamplingError(TIMESTEP_SAMPLERS_MESSAGE)
+            return original(x, t, *args, **kwargs)
+        refused = getattr(_calling, "refusal", None)
+        if refused:
+            raise FlowSamplingError(refused)
+        alpha_bar = views.alpha_bar_at(sd_model.alphas_cumprod, t).to(x.device)
+        x_flow, sigma = views.flow_from_vp(x, alpha_bar)
+        timestep = TIMESTEP_MAPPINGS[state.settings.timestep_mapping](sigma)
+        velocity = original(x_flow, timestep.to(x.dtype), *args, **kwargs)
+        return views.eps_from_velocity(x_flow, sigma.to(x.dtype), velocity)
     apply_model.flow_sampling_guard = True
     return apply_model
+
+
+def _set_tables(sd_model, state):
+    """The timestep samplers' DDPM table: the VE table of this pass's model sampling."""
+    sigmas = state.model_sampling().sigmas.double()
+    for name, saved in state.saved_tables.items():
+        device = getattr(saved, "device", torch.device("cpu"))
+        setattr(sd_model, name, views.alphas_cumprod_from_ve(sigmas).float().to(device))
 
 
 def resolved_scheduler_label(p):
@@ -161,11 +209,24 @@ def refusal(p):
 
 
 def observe_cfg_denoiser(params):
-    """on_cfg_denoiser callback: tell our denoiser which processing object it serves (checks only)."""
+    """on_cfg_denoiser callback: tell our denoiser which processing object it serves (checks only),
+    and tell the eps presentation of `apply_model` whether this CFG denoiser's wrapper may use it.
+
+    Runs before every CFG denoiser's model calls; exceptions here are swallowed by the webui, so the
+    refusal is raised by `apply_model` when the refused wrapper calls it.
+    """
     cfg_denoiser = getattr(params, "denoiser", None)
     wrapped = getattr(cfg_denoiser, "model_wrap", None)
+    _calling.refusal = None
     if isinstance(wrapped, FlowDenoiser):
         wrapped.processing = cfg_denoiser.p
+        return
+    try:
+        from modules import sd_samplers_timesteps
+    except ImportError:
+        return
+    if type(wrapped) is not sd_samplers_timesteps.CompVisTimestepsDenoiser:
+        _calling.refusal = TIMESTEP_SAMPLERS_MESSAGE
 
 
 class A1111Backend(Backend):
@@ -188,6 +249,13 @@ class A1111Backend(Backend):
         return offered and sd_model is not None and not hasattr(type(sd_model), "create_denoiser") \
             and hasattr(sd_model, "apply_model")
 
+    @classmethod
+    def model_sampling_of(cls, denoiser):
+        return denoiser.model_sampling if isinstance(denoiser, FlowDenoiser) else None
+
+    def refusal(self, p):
+        return sampler_refusal(getattr(p, "sampler_name", None))
+
     def apply(self, sd_model, settings):
         if not isinstance(settings, FlowSettings):
             raise ValueError(f"settings must be a FlowSettings, got {settings!r}")
@@ -197,7 +265,9 @@ class A1111Backend(Backend):
         if state is None:
             saved = {name: sd_model.__dict__[name] for name in PATCHED_ATTRS if name in sd_model.__dict__}
             state = FlowState(settings, checkpoint_identity(sd_model), saved)
-            guard = _guard_apply_model(sd_model.apply_model)
+            state.saved_tables = {name: getattr(sd_model, name) for name in PATCHED_TABLES
+                                  if getattr(sd_model, name, None) is not None}
+            guard = _eps_apply_model(sd_model, sd_model.apply_model, state)
 
             def create_denoiser():
                 return FlowDenoiser(sd_model, state.model_sampling())
@@ -207,6 +277,8 @@ class A1111Backend(Backend):
             setattr(sd_model, STATE_ATTR, state)
         state.settings = settings
         state.checkpoint = checkpoint_identity(sd_model)
+        _set_tables(sd_model, state)
+        _calling.refusal = None     # a refusal belongs to the CFG denoiser call that set it
 
     def remove(self, sd_model):
         if sd_model is None:
@@ -219,6 +291,8 @@ class A1111Backend(Backend):
                 setattr(sd_model, name, state.saved[name])
             elif name in sd_model.__dict__:
                 delattr(sd_model, name)
+        for name, table in state.saved_tables.items():
+            setattr(sd_model, name, table)
 
     def active(self, sd_model):
         state = None if sd_model is None else sd_model.__dict__.get(STATE_ATTR)
@@ -228,32 +302,42 @@ class A1111Backend(Backend):
         return None if sd_model is None else sd_model.__dict__.get(STATE_ATTR)
 
     def before_sampling(self, p):
-        """Resolution-dependent shift: learn this pass's latent size, update the sampler's table."""
-        state = self.state(getattr(p, "sd_model", None))
-        if state is None or state.settings.shift_mode != "resolution":
+        """Per pass: the sampler's view (flow for deterministic samplers on txt2img, else VE with the
+        schedule computed over the flow range), the resolution-dependent shift (and with it the
+        timestep samplers' DDPM table), Brownian noise inside its interval."""
+        sd_model = getattr(p, "sd_model", None)
+        state = self.state(sd_model)
+        if state is None:
             return
-        if getattr(p, "is_hr_pass", False):
-            height, width = p.hr_upscale_to_y, p.hr_upscale_to_x
-        else:
-            height, width = p.height, p.width
-        state.latent_shape = (height // state.settings.vae_factor, width // state.settings.vae_factor)
-        wrapped = getattr(getattr(getattr(p, "sampler", None), "model_wrap_cfg", None), "model_wrap", None)
-        if isinstance(wrapped, FlowDenoiser):
-            wrapped.set_model_sampling(state.model_sampling())
+        if state.settings.shift_mode == "resolution":
+            state.latent_shape = latent_shape_for(p, state.settings.vae_factor)
+            _set_tables(sd_model, state)
+        sampler = getattr(p, "sampler", None)
+        wrapped = getattr(getattr(sampler, "model_wrap_cfg", None), "model_wrap", None)
+        if not isinstance(wrapped, FlowDenoiser):
+            return
+        view = pass_view(p)
+        wrapped.set_model_sampling(state.model_sampling(view))
+        if view == sampler_views.VE:
+            sampler_views.schedule_over_flow_range(
+                sampler, FlowDenoiser(p.sd_model, state.model_sampling(sampler_views.FLOW)),
+                wrapped.model_sampling.ve_schedule)
+        sampler_views.brownian_noise_within_interval(sampler)
 
     def conflict(self, p):
         return None
 
 
-# ---- samplers from the core's table, run on the VE sigmas and x A1111 hands a k-diffusion sampler ----
+def pass_view(p):
+    """The view this sampling pass of `p` runs in (webui_extension.sampler_views)."""
+    config = getattr(getattr(p, "sampler", None), "config", None)
+    label = getattr(config, "name", None) or getattr(p, "sampler_name", None)
+    # StableDiffusionProcessingImg2Img (img2img, inpaint, ADetailer-style passes) holds init_images
+    img2img = bool(getattr(p, "is_hr_pass", False)) or hasattr(p, "init_images")
+    return sampler_views.view_for_sampler(label, img2img=img2img)
 
-def flow_denoiser_of(model):
-    """The FlowDenoiser behind the callable A1111 passes to a sampler function, or None."""
-    if isinstance(model, FlowDenoiser):
-        return model
-    wrapped = getattr(model, "model_wrap", None)
-    return wrapped if isinstance(wrapped, FlowDenoiser) else None
 
+# ---- samplers from the core's table, run on the sigmas and x A1111 hands a k-diffusion sampler ----
 
 def make_webui_sampler(entry):
     """A k-diffusion-signature function over VE sigmas that runs `entry.function` in flow coordinates.
@@ -264,12 +348,16 @@ def make_webui_sampler(entry):
     accepts = set(entry.options)
 
     def sample(model, x, sigmas, extra_args=None, callback=None, disable=None, **options):
-        if flow_denoiser_of(model) is None:
+        model_sampling = flow_model_sampling(model)     # any webui's denoiser with flow on (backend contract)
+        if model_sampling is None:
             raise FlowSamplingError(
                 f"The '{entry.label}' sampler samples rectified-flow models and needs Flow sampling on "
                 f"(Flow sampling accordion: On, or Auto with a checkpoint marked rectified flow). Choose "
                 f"another sampler for this checkpoint.")
         kwargs = {name: value for name, value in options.items() if name in accepts and name != "noise_sampler"}
+        if model_sampling.view == "flow":      # deterministic on a txt2img pass: native flow
+            return entry.function(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable,
+                                  **kwargs)
         noise_sampler = options.get("noise_sampler") if "noise_sampler" in accepts else None
         if "noise_sampler" in accepts and noise_sampler is None:
             processing = getattr(model, "p", None)
@@ -313,13 +401,14 @@ def sampler_options(entry):
 
 def flow_shift_scheduler(n, sigma_min, sigma_max, inner_model, device):
     """A1111 scheduler function for the core's flow_shift schedule (needs the flow denoiser)."""
-    if not isinstance(inner_model, FlowDenoiser):
+    model_sampling = flow_model_sampling(inner_model)
+    if model_sampling is None:
         raise FlowSamplingError(
             f"The '{_flow_scheduler_label()}' schedule type (the default of the Flow samplers) is the "
             f"rectified-flow trainers' schedule and needs Flow sampling on (Flow sampling accordion: On, or "
             f"Auto with a checkpoint marked rectified flow). Choose another sampler and schedule type for "
             f"this checkpoint.")
-    return flow_schedulers.flow_shift(inner_model.model_sampling, n).to(device)
+    return flow_schedulers.flow_shift(model_sampling, n).to(device)
 
 
 def register_samplers():
@@ -338,7 +427,7 @@ def register_samplers():
         added.append(entry.label)
     if added:
         sd_samplers.set_samplers()
-        sd_samplers.get_sampler_and_scheduler.cache_clear()
+        getattr(sd_samplers.get_sampler_and_scheduler, "cache_clear", lambda: None)()
     return added
 
 
@@ -367,8 +456,10 @@ def sampler_refusal(sampler_name):
     config = sd_samplers.find_sampler_config(sampler_name)
     if config is None:
         return None
+    from modules import sd_samplers_timesteps
     flow_labels = {entry.label for entry in registry.SAMPLERS}
-    if config in sd_samplers_kdiffusion.samplers_data_k_diffusion or config.name in flow_labels:
+    if config in sd_samplers_kdiffusion.samplers_data_k_diffusion or config.name in flow_labels \
+            or config in sd_samplers_timesteps.samplers_data_timesteps:
         return None
     return TIMESTEP_SAMPLERS_MESSAGE
 

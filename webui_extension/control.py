@@ -3,46 +3,44 @@
 `decide(...)` turns the accordion's values (plus XYZ overrides on the processing object) and the
 loaded checkpoint into a `Decision`; the script then applies or removes the backend's patch.
 """
-import os
 from typing import NamedTuple, Optional
 
-from model_sampling_flow.schedule import DEFAULT_SHIFT, DEFAULT_TIMESTEP_MAPPING, TIMESTEP_MAPPINGS
+from model_sampling_flow.schedule import (DEFAULT_SHIFT, DEFAULT_TIMESTEP_MAPPING, TIMESTEP_MAPPINGS,
+                                         check_number)
 from model_sampling_flow.settings import INFOTEXT_KEYS, FlowSettings
 
 MODES = ("Off", "Auto", "On")
 VIEW_CHOICES = ("ve", "flow")
 # processing-object attribute the XYZ plot axes write; the script reads it before its own arguments
 OVERRIDES_ATTR = "flow_sampling_overrides"
+# The accordion's slider spans 0.1 .. 12 (what RF-SDXL trainers use); the API, XYZ and infotext may
+# go beyond it up to MAX_SHIFT. Far above it the VE table leaves float32 (shift 1e35 is inf).
+MAX_SHIFT = 100.0
 
-try:  # header-only detector from the core (written alongside this adapter)
-    from model_sampling_flow.checkpoint import detect_rectified_flow as _detect
-except ImportError:  # pragma: no cover - only when the core predates checkpoint.py
-    _detect = None
+from model_sampling_flow.checkpoint import inspect_cached as _inspect_cached
 
-try:
-    from model_sampling_flow.checkpoint import inspect_checkpoint as _inspect
-except ImportError:  # pragma: no cover
-    _inspect = None
+
+def _auto_verdict(path):
+    """(is_rf, reason, the values its RF marker states) for `path`; the header is read again only when
+    the file or its sidecar changes (checkpoint.inspect_cached)."""
+    if not path:
+        return False, "the loaded model has no checkpoint file", {}
+    try:
+        verdict = _inspect_cached(path).verdict
+    except (OSError, ValueError) as error:
+        return False, f"not inspected: {error}", {}
+    return verdict.is_rf, verdict.reason, (dict(verdict.marker) if verdict.is_rf else {})
 
 
 def detect_rectified_flow(path):
-    """(is_rf, reason) for the checkpoint file at `path`, from its header and sidecars only."""
-    if _detect is None:
-        return False, "this copy of the core has no checkpoint detector (model_sampling_flow.checkpoint); " \
-                      "Auto cannot tell, choose On"
-    if not path:
-        return False, "the loaded model has no checkpoint file"
-    return _detect(path)
+    """(is_rf, reason) for the checkpoint file at `path`, from its header and sidecars only; never raises."""
+    is_rf, reason, _ = _auto_verdict(path)
+    return is_rf, reason
 
 
 def marker_settings(path):
     """{field: value} the checkpoint's RF marker states (shift, timestep_mapping, shift_mode), or {}."""
-    if _inspect is None or not path or not os.path.isfile(path):
-        return {}
-    try:
-        return dict(_inspect(path).get("marker") or {})
-    except (OSError, ValueError):
-        return {}
+    return _auto_verdict(path)[2]
 
 
 class Decision(NamedTuple):
@@ -50,9 +48,44 @@ class Decision(NamedTuple):
     reason: str                        # one line for the UI / generation info
 
 
+def check_mode(mode):
+    """`mode` as one of MODES (case and spaces forgiven); ValueError naming 'Flow sampling' otherwise."""
+    text = str(mode).strip().lower()
+    for choice in MODES:
+        if choice.lower() == text:
+            return choice
+    raise ValueError(f"Flow sampling mode must be one of {list(MODES)}, got {mode!r}")
+
+
+def check_flow_shift(shift):
+    """A finite shift in (0, MAX_SHIFT]; ValueError naming 'Flow shift' otherwise."""
+    value = check_number("Flow shift", shift, minimum=0.0, strict_minimum=True, maximum=MAX_SHIFT)
+    return float(value)
+
+
+def check_mapping(mapping):
+    value = str(mapping).strip()
+    if value not in TIMESTEP_MAPPINGS:
+        raise ValueError(f"Flow mapping must be one of {sorted(TIMESTEP_MAPPINGS)}, got {mapping!r}")
+    return value
+
+
+def check_flag(name, value):
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "on", "resolution"):
+        return True
+    if text in ("false", "0", "off", "static", ""):
+        return False
+    raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
 def settings_from_ui(shift, timestep_mapping, resolution_shift, view):
-    return FlowSettings(shift=float(shift), timestep_mapping=timestep_mapping,
-                        shift_mode="resolution" if resolution_shift else "static", view=view)
+    """FlowSettings from the accordion's (or API's) values; ValueError naming the first bad one."""
+    return FlowSettings(shift=check_flow_shift(shift), timestep_mapping=check_mapping(timestep_mapping),
+                        shift_mode="resolution" if check_flag("Resolution-dependent shift", resolution_shift)
+                        else "static", view=view)
 
 
 def apply_overrides(values, overrides):
@@ -66,38 +99,54 @@ def apply_overrides(values, overrides):
 
 
 def decide(mode, shift, timestep_mapping, resolution_shift, view, checkpoint_path):
-    """Flow settings for this generation, and why."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
-    settings = settings_from_ui(shift, timestep_mapping, resolution_shift, view)
+    """Flow settings for this generation, and why. Off is decided before anything else is read, so
+    an Off generation turns flow off whatever the other values are; otherwise ValueError names the
+    first invalid value."""
+    mode = check_mode(mode)
     if mode == "Off":
         return Decision(None, "Flow sampling off")
+    settings = settings_from_ui(shift, timestep_mapping, resolution_shift, view)
     if mode == "On":
         return Decision(settings, "Flow sampling on (chosen)")
-    is_rf, why = detect_rectified_flow(checkpoint_path)
+    is_rf, why, marker = _auto_verdict(checkpoint_path)
     if not is_rf:
         return Decision(None, f"Flow sampling (Auto) off: {why}")
-    marker = marker_settings(checkpoint_path)
     if marker:
         settings = settings.with_changes(**marker)
     return Decision(settings, f"Flow sampling (Auto) on: {why}")
 
 
 # ---- infotext --------------------------------------------------------------------------------
+def is_flow_infotext(params):
+    return str(params.get(INFOTEXT_KEYS["enabled"], "")).strip().lower() == "on"
+
+
 def mode_from_infotext(params):
     """'On' for a flow image, else None (leave the accordion as it is)."""
-    return "On" if FlowSettings.from_infotext(params) is not None else None
+    return "On" if is_flow_infotext(params) else None
 
 
 def field_from_infotext(name):
-    """Paste function for one FlowSettings field: its value for a flow image, else None."""
+    """Paste function for one FlowSettings field: its value for a flow image, else None.
+
+    Each field is read and checked on its own: an invalid one prints one message naming it and
+    leaves its control unchanged (None), and the valid fields still apply.
+    """
+    key = INFOTEXT_KEYS[name]
+
     def paste(params):
-        settings = FlowSettings.from_infotext(params)
-        if settings is None:
+        if not is_flow_infotext(params):
             return None
-        if name == "shift_mode":
-            return settings.shift_mode == "resolution"
-        return getattr(settings, name)
+        if key not in params:   # the infotext leaves out fields at their defaults (static shift, VE view)
+            value = getattr(FlowSettings(), name)
+            return value == "resolution" if name == "shift_mode" else value
+        try:
+            value = check_flow_shift(params[key]) if name == "shift" else params[key]
+            value = getattr(FlowSettings(**{name: value}), name)
+        except ValueError as error:
+            print(f"[flow sampling] pasted infotext: '{key}: {params[key]}' not applied: {error}")
+            return None
+        return value == "resolution" if name == "shift_mode" else value
     paste.__name__ = f"paste_{name}"
     return paste
 
@@ -121,26 +170,23 @@ def xyz_setter(key, convert):
     return apply
 
 
-def _mode(value):
-    text = str(value).strip().lower()
-    for mode in MODES:
-        if mode.lower() == text:
-            return mode
-    raise ValueError(f"Flow sampling mode must be one of {list(MODES)}, got {value!r}")
-
-
-def _mapping(value):
-    value = str(value).strip()
-    if value not in TIMESTEP_MAPPINGS:
-        raise ValueError(f"Flow mapping must be one of {sorted(TIMESTEP_MAPPINGS)}, got {value!r}")
-    return value
+def xyz_confirm(label, convert):
+    """AxisOption.confirm: every value of the axis checked when the grid is built, before any cell."""
+    def confirm(p, values):
+        for value in values:
+            try:
+                convert(value)
+            except ValueError as error:
+                raise ValueError(f"XYZ plot axis '{label}': {error}") from None
+    confirm.__name__ = f"confirm_{label}"
+    return confirm
 
 
 XYZ_AXES = (
     # (label, type, key, converter, choices)
-    ("[Flow] Flow sampling", str, "mode", _mode, lambda: list(MODES)),
-    ("[Flow] Flow shift", float, "shift", float, None),
-    ("[Flow] Flow mapping", str, "timestep_mapping", _mapping, lambda: list(TIMESTEP_MAPPINGS)),
+    ("[Flow] Flow sampling", str, "mode", check_mode, lambda: list(MODES)),
+    ("[Flow] Flow shift", float, "shift", check_flow_shift, None),
+    ("[Flow] Flow mapping", str, "timestep_mapping", check_mapping, lambda: list(TIMESTEP_MAPPINGS)),
 )
 
 DEFAULTS = {"mode": "Off", "shift": DEFAULT_SHIFT, "timestep_mapping": DEFAULT_TIMESTEP_MAPPING,

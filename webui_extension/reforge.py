@@ -17,10 +17,13 @@ PLMS and UniPC read `alphas_cumprod`, the ldm_patched ("Comfy") samplers read th
 * `sd_model.alphas_cumprod` is 1 / (1 + sigma_ve^2) of the same table (reForge's own SD3 model
   derives it the same way), which makes DDIM, PLMS and UniPC exact in the VE view.
 
-The VE view is used on reForge whatever the settings say: reForge's k-diffusion samplers, its
+The VE view is the model-level patch whatever the settings say: reForge's stochastic samplers, its
 img2img rule `x + noise * sigma`, and ldm_patched's non-CONST branches are exactly right for a
 flow model seen as a VE model; the native flow view would send the stochastic samplers down
-their VE formulas with flow sigmas.
+their VE formulas with flow sigmas. Per pass (`before_sampling`, webui_extension.sampler_views):
+a deterministic k-diffusion sampler on a txt2img pass gets the native flow view instead (this
+pass's unet is a clone carrying `FlowModelSampling`, what Advanced Model Sampling's flow mode
+gives it), and every other pass gets its schedule computed over the flow range and mapped to VE.
 
 `remove()` puts every replaced object back (the very objects, so the output is bit-identical to
 never having enabled flow) and also undoes an object patch left applied on the model by a
@@ -31,12 +34,13 @@ import weakref
 
 import torch
 
-from model_sampling_flow.model_sampling import FlowVEModelSampling
+from model_sampling_flow.model_sampling import FlowModelSampling, FlowVEModelSampling
 from model_sampling_flow.views import alphas_cumprod_from_ve
-from model_sampling_flow.schedule import SDXL_BASE_PIXELS, SDXL_VAE_FACTOR
 from model_sampling_flow.settings import FlowSettings
 
-from .backend import Backend, FlowSamplingError
+from . import sampler_views
+from .backend import (Backend, FlowSamplingError, latent_shape_for, model_sampling_for_pass,
+                      refusal_message)
 
 FORGE_CONTAINERS = ("forge_objects_original", "forge_objects_after_applying_lora", "forge_objects")
 STATE_ATTRIBUTE = "_flow_sampling_reforge"
@@ -111,9 +115,7 @@ class FlowSamplingRefused(FlowSamplingError):
     """Raised from inside sampling when flow sampling cannot be right for the chosen options."""
 
 
-def model_sampling_for(settings, latent_shape):
-    return FlowVEModelSampling(shift=settings.effective_shift(latent_shape),
-                               timestep_mapping=settings.timestep_mapping)
+model_sampling_for = model_sampling_for_pass     # the shared per-pass helper (backend.py)
 
 
 class _State:
@@ -123,24 +125,18 @@ class _State:
         self.clones = {}            # id(our clone) -> (our clone, the unet it replaced)
         self.create_denoiser = _MISSING
         self.alphas_cumprod = _MISSING
+        self.flow_model_sampling = None     # the native flow view of the same shift, for per-pass use
+
+    def flow_view(self):
+        ms = self.model_sampling
+        if self.flow_model_sampling is None or (self.flow_model_sampling.shift, self.flow_model_sampling.
+                                                timestep_mapping) != (ms.shift, ms.timestep_mapping):
+            self.flow_model_sampling = FlowModelSampling(shift=ms.shift, timestep_mapping=ms.timestep_mapping)
+        return self.flow_model_sampling
 
 
 def _settings_for_reforge(settings):
     return settings if settings.view == "ve" else settings.with_changes(view="ve")
-
-
-def _base_latent_shape(settings):
-    side = int(round(settings.base_pixels ** 0.5 / settings.vae_factor))
-    return (side, side)
-
-
-def latent_shape_for(p):
-    """Latent (height, width) the processing object is about to sample."""
-    if getattr(p, "is_hr_pass", False) and getattr(p, "hr_upscale_to_y", 0):
-        height, width = p.hr_upscale_to_y, p.hr_upscale_to_x
-    else:
-        height, width = p.height, p.width
-    return (height // SDXL_VAE_FACTOR, width // SDXL_VAE_FACTOR)
 
 
 def alphas_cumprod_for(model_sampling):
@@ -190,6 +186,14 @@ def _is_flow_denoiser(obj):
     return type(obj) in _denoiser_classes.values()
 
 
+def _drop_pass_clones(sd_model):
+    """Put back the unet a per-pass flow-view clone replaced (before_sampling made it)."""
+    for container, unet in list(_forge_unets(sd_model)):
+        base = getattr(unet, "flow_sampling_pass_base", None)
+        if base is not None:
+            container.unet = base
+
+
 def _restore_model_attribute(unet, model_sampling):
     """Undo our object patch on the shared BaseModel if a sampling left it applied."""
     model = unet.model
@@ -206,8 +210,18 @@ class ReforgeBackend(Backend):
     def detect(cls, sd_model):
         forge_objects = getattr(sd_model, "forge_objects", None)
         unet = getattr(forge_objects, "unet", None)
+        # ldm_patched's BaseModel decides the math through `model_sampling`; Forge's KModel (same
+        # containers, same patcher methods) through `predictor`, which this backend does not patch
         return (unet is not None and hasattr(unet, "add_object_patch") and hasattr(unet, "clone")
+                and hasattr(getattr(unet, "model", None), "model_sampling")
                 and all(hasattr(sd_model, name) for name in FORGE_CONTAINERS))
+
+    @classmethod
+    def model_sampling_of(cls, denoiser):
+        if not _is_flow_denoiser(denoiser):
+            return None
+        state = getattr(denoiser.inner_model, STATE_ATTRIBUTE, None)
+        return None if state is None else state.model_sampling
 
     # model-level lifecycle
     def apply(self, sd_model, settings: FlowSettings, latent_shape=None) -> None:
@@ -216,7 +230,7 @@ class ReforgeBackend(Backend):
             if other is not sd_model:   # checkpoint changed: only the loaded model keeps flow
                 self.remove(other)
         state = getattr(sd_model, STATE_ATTRIBUTE, None)
-        shape = latent_shape or _base_latent_shape(settings)
+        shape = latent_shape
         if state is None:
             state = _State(settings, model_sampling_for(settings, shape))
             setattr(sd_model, STATE_ATTRIBUTE, state)
@@ -230,6 +244,7 @@ class ReforgeBackend(Backend):
 
     def _install(self, sd_model, state):
         """Make every unet reForge builds forge_objects from carry our model sampling."""
+        _drop_pass_clones(sd_model)
         ms = state.model_sampling
         for container, unet in _forge_unets(sd_model):
             if unet.object_patches.get("model_sampling") is ms:
@@ -268,8 +283,11 @@ class ReforgeBackend(Backend):
         if state is None:
             return
         ms = state.model_sampling
+        _drop_pass_clones(sd_model)
         for container, unet in _forge_unets(sd_model):
             _restore_model_attribute(unet, ms)
+            if state.flow_model_sampling is not None:
+                _restore_model_attribute(unet, state.flow_model_sampling)
             if id(unet) in state.clones:
                 container.unet = state.clones[id(unet)][1]
             elif isinstance(unet.object_patches.get("model_sampling"), FlowVEModelSampling):
@@ -317,9 +335,29 @@ class ReforgeBackend(Backend):
             else:   # the sampler was built before flow was switched on for this model
                 sampler.model_wrap = sampler.model_wrap_cfg.model_wrap = \
                     make_denoiser(sd_model, state.model_sampling)
+            self._set_pass_view(p, sd_model, state, sampler)
         message = self.refusal(p)
         if message is not None and sampler is not None and hasattr(sampler, "func"):
             sampler.func = _refusing(message)
+
+    def _set_pass_view(self, p, sd_model, state, sampler):
+        """Deterministic txt2img: this pass's unet in the native flow view; otherwise VE with the
+        webui schedule computed over the flow range. Only this generation's forge_objects changes."""
+        config = getattr(sampler, "config", None)
+        label = getattr(config, "name", None) or getattr(p, "sampler_name", None)
+        img2img = bool(getattr(p, "is_hr_pass", False)) or hasattr(p, "init_images")
+        flow_ms = state.flow_view()
+        if sampler_views.view_for_sampler(label, img2img=img2img) == sampler_views.FLOW:
+            forge_objects = sd_model.forge_objects
+            clone = forge_objects.unet.clone()
+            clone.add_object_patch("model_sampling", flow_ms)
+            clone.flow_sampling_pass_base = forge_objects.unet
+            forge_objects.unet = clone
+            sampler.model_wrap.set_model_sampling(flow_ms)
+        else:
+            sampler_views.schedule_over_flow_range(sampler, make_denoiser(sd_model, flow_ms),
+                                                   state.model_sampling.ve_schedule)
+        sampler_views.brownian_noise_within_interval(sampler)
 
     def refusal(self, p):
         """Why flow sampling cannot be right for p's sampler or scheduler, or None."""
@@ -338,14 +376,12 @@ class ReforgeBackend(Backend):
                 if solver in REFUSED_ODE_CUSTOM_SOLVERS:
                     reason = f"its solver (Settings: ODE Custom - Solver) is {solver}, which " + _ADAPTIVE_ODE
             if reason is not None:
-                return f"Flow sampling: sampler '{name}' is not supported: {reason}. " \
-                       f"Pick another sampler or turn Flow sampling off."
+                return refusal_message("sampler", name, reason)
         scheduler = getattr(p, "scheduler", None)
         if getattr(p, "is_hr_pass", False) and getattr(p, "hr_scheduler", None) not in (None, "Use same scheduler"):
             scheduler = p.hr_scheduler
         if scheduler in REFUSED_SCHEDULERS:
-            return f"Flow sampling: schedule type '{scheduler}' is not supported: " \
-                   f"{REFUSED_SCHEDULERS[scheduler]}. Pick another schedule type or turn Flow sampling off."
+            return refusal_message("schedule type", scheduler, REFUSED_SCHEDULERS[scheduler])
         return None
 
     def conflict(self, p):

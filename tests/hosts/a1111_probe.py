@@ -14,11 +14,13 @@ from modules import processing, script_callbacks
 FLOW_TEST_PROBE = True
 samples = []
 denoisers = []
+noises = []         # the unit noise each txt2img pass starts from (process_before_every_sampling's x)
 
 
 def reset():
     samples.clear()
     denoisers.clear()
+    noises.clear()
 
 
 def _on_cfg_denoiser(params):
@@ -37,6 +39,11 @@ class FlowTestProbe(scripts.Script):
 
     def ui(self, is_img2img):
         return []
+
+    def process_before_every_sampling(self, p, *args, **kwargs):
+        x = kwargs.get("x")
+        if x is not None:
+            noises.append(x.detach().clone().cpu())
 
     def post_sample(self, p, ps, *args):
         samples.append(ps.samples.detach().clone().cpu())

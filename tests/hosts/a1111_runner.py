@@ -90,8 +90,6 @@ def make_model(checkpoint_path):
         sys.path.append(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
         from model_sampling_flow.oracles import gaussian_field
 
-    field = gaussian_field(MEAN, STD)
-
     class TextEncoderStandIn(torch.nn.Module):
         def encode_embedding_init_text(self, text, count):
             return torch.zeros(count, 2048)
@@ -116,12 +114,15 @@ def make_model(checkpoint_path):
             self.conditioner.embedders = torch.nn.ModuleList()    # read by the Lora extension on model load
             self.alphas_cumprod = torch.asarray(discretizer.LegacyDDPMDiscretization().alphas_cumprod,
                                                 dtype=torch.float32)
+            # as sd_models.load_model_weights sets it (--no-half); copied back before every batch
+            self.alphas_cumprod_original = self.alphas_cumprod
             self.first_stage_model = torch.nn.Identity()
             self.first_stage_model.dtype = torch.float32
             self.cond_stage_model_empty_prompt = None
             self.cond_stage_model = TextEncoderStandIn()   # textual inversion asks it for the embedding width
             self.set_checkpoint(checkpoint_path)
             self.device = torch.device("cpu")            # LCM's denoiser reads it
+            self.field = gaussian_field(MEAN, STD)      # the data distribution; suites may swap it
             self.calls = 0
             self.timesteps = []
             self.decoded = []
@@ -149,7 +150,7 @@ def make_model(checkpoint_path):
             t = t.to(torch.float64) if isinstance(t, torch.Tensor) else torch.tensor(float(t))
             self.timesteps.append(float(t.flatten()[0]))
             sigma = (t / 1000.0).clamp(1e-6, 1.0)
-            return field.velocity(x.double(), sigma.double()).to(x.dtype)
+            return self.field.velocity(x.double(), sigma.double()).to(x.dtype)
 
         def ema_scope(self, *args, **kwargs):
             return contextlib.nullcontext()
@@ -199,7 +200,7 @@ class Run:
         return args
 
     def txt2img(self, sampler="Euler", scheduler="Automatic", steps=20, seed=1, batch=2, size=256, flow=None,
-                cfg=1.0, hires=None, overrides=None, second_pass=None):
+                cfg=1.0, hires=None, overrides=None, second_pass=None, keep_tensors=False):
         from modules import processing, scripts
         kwargs = {}
         if hires:
@@ -216,7 +217,7 @@ class Run:
             p.flow_sampling_overrides = overrides
         if second_pass is not None:
             p.flow_probe_second_pass = second_pass
-        return self.process(p)
+        return self.process(p, keep_tensors=keep_tensors)
 
     def img2img(self, sampler="Euler", scheduler="Automatic", steps=20, seed=1, batch=2, size=256, flow=None,
                 strength=0.5, inpaint=False, cfg=1.0):
@@ -237,7 +238,7 @@ class Run:
         p.script_args = self.script_args(p.scripts, self.i2i_args, flow)
         return self.process(p, left_half=inpaint)
 
-    def process(self, p, left_half=False):
+    def process(self, p, left_half=False, keep_tensors=False):
         import torch
         from modules import processing
         probe = probe_module()
@@ -268,6 +269,9 @@ class Run:
             result["decoded"] = {"shape": list(decoded.shape), "mean": float(decoded.mean()),
                                  "std": float(decoded.std())}
         result["denoisers"] = sorted(set(probe.denoisers))
+        if keep_tensors:
+            result["tensors"] = {"noise": probe.noises[0] if probe.noises else None,
+                                 "samples": passes[0] if passes else None}
         result["max_timestep"] = max(self.model.timesteps) if self.model.timesteps else None
         result["patched"] = patch_state(self.model)
         return result
@@ -355,6 +359,47 @@ def suite_schedulers(run):
             for s in sd_schedulers.schedulers for sampler in ("Euler", "DPM++ 2M SDE")}
 
 
+TIMESTEP_SAMPLERS = ("DDIM", "DDIM CFG++", "PLMS", "UniPC")
+
+
+def suite_timesteps(run):
+    """A1111's timestep samplers on the exact field at 256, 28 and 20 steps (Euler alongside), their
+    distance to the exact ODE endpoint of the webui's own initial noise, img2img, and Off after On."""
+    import torch
+    from modules import rng
+    from model_sampling_flow.oracles import gaussian_field
+    field = gaussian_field(MEAN, STD)
+    original = {name: getattr(run.model, name) for name in ("alphas_cumprod", "alphas_cumprod_original")}
+    out = {}
+    seed = 11
+    noise = rng.ImageRNG((4, 32, 32), [seed, seed + 1]).next().double()
+    endpoint = field.endpoint(noise)
+    for steps in (256, 28, 20):
+        for sampler in TIMESTEP_SAMPLERS + ("Euler",):
+            r = run.txt2img(sampler=sampler, steps=steps, seed=seed, batch=2, size=256, flow={"mode": "On", "shift": 3.0})
+            entry = {k: r[k] for k in ("error", "seconds", "denoisers", "max_timestep")}
+            if r["passes"]:
+                final = torch.cat(run.model.decoded).double() if run.model.decoded else None
+                entry.update(mean=r["passes"][0]["mean"], std=r["passes"][0]["std"])
+                if final is not None:
+                    entry["endpoint_rms"] = float((final - endpoint).pow(2).mean().sqrt())
+                    entry["endpoint_max"] = float((final - endpoint).abs().max())
+            out[f"{sampler} | {steps}"] = entry
+    for sampler in ("DDIM", "UniPC"):
+        for strength in (0.3, 0.5, 0.75):
+            r = run.img2img(sampler=sampler, steps=256, strength=strength, seed=5, batch=4, flow={"mode": "On"})
+            out[f"img2img {sampler} | {strength}"] = {k: r[k] for k in ("error", "denoisers")}
+            if r["passes"]:
+                out[f"img2img {sampler} | {strength}"].update(mean=r["passes"][-1]["mean"], std=r["passes"][-1]["std"])
+    # on -> off restores the very tables; off samples as the plain webui (suite_baseline's "off_ddim")
+    out["tables_while_on"] = {name: getattr(run.model, name) is not table for name, table in original.items()}
+    out["off_ddim"] = run.txt2img(flow={"mode": "Off"}, sampler="DDIM", steps=12, seed=3, batch=1, size=64)
+    out["tables_restored"] = {name: getattr(run.model, name) is table for name, table in original.items()}
+    # LCM stays refused: a sampler for consistency-distilled models
+    out["lcm"] = run.txt2img(flow={"mode": "On"}, sampler="LCM", steps=6, seed=3, batch=1, size=64)["error"]
+    return out
+
+
 def suite_img2img(run):
     steps = int(os.environ.get("FLOW_IMG2IMG_STEPS", "256"))
     samplers = ["Euler", "Euler a", "DPM++ 2M", "DPM++ 2M SDE", "Flow Euler", "Flow SDE"]
@@ -397,9 +442,7 @@ def suite_lifecycle(run):
     out["auto_rf"] = run.txt2img(flow={"mode": "Auto"}, **case)
     # refused samplers and schedulers while flow is on
     out["refused"] = {}
-    for sampler, scheduler in (("DDIM", "Automatic"), ("PLMS", "Automatic"), ("UniPC", "Automatic"),
-                               ("LCM", "Automatic"), ("DDIM CFG++", "Automatic"), ("Euler", "Align Your Steps"),
-                               ("Euler", "Beta")):
+    for sampler, scheduler in (("LCM", "Automatic"), ("Euler", "Align Your Steps")):
         r = run.txt2img(flow={"mode": "On"}, sampler=sampler, scheduler=scheduler, steps=6, seed=3, batch=1, size=64)
         out["refused"][f"{sampler} | {scheduler}"] = r["error"]
     # flow samplers / scheduler with flow off
@@ -430,6 +473,29 @@ def suite_lifecycle(run):
     r = run.txt2img(flow={"mode": "Off"}, overrides={"mode": "On", "shift": 6.0, "timestep_mapping": "floor_1000"},
                     **case)
     out["xyz_run"] = {"infotext": r["infotext"], "denoisers": r["denoisers"]}
+    # XYZ values are checked when the grid is built (AxisOption.confirm), before any cell generates
+    out["xyz_confirm"] = {}
+    for label, values in (("[Flow] Flow shift", [3.0, float("nan")]), ("[Flow] Flow shift", [-3.0]),
+                          ("[Flow] Flow shift", [1e30]), ("[Flow] Flow mapping", ["continuous", "floor"]),
+                          ("[Flow] Flow shift", [2.0, 6.0])):
+        try:
+            axes[label].confirm(processing.StableDiffusionProcessingTxt2Img(), values)
+            out["xyz_confirm"][f"{label} {values}"] = None
+        except ValueError as error:
+            out["xyz_confirm"][f"{label} {values}"] = str(error)
+    # Off with an invalid shift (API ["Off", 0], an XYZ cell) still removes the patch
+    run.txt2img(flow={"mode": "On"}, **case)
+    out["off_invalid_shift"] = run.txt2img(flow={"mode": "Off", "shift": 0}, **case)
+    run.txt2img(flow={"mode": "On"}, **case)
+    out["off_xyz_nan"] = run.txt2img(flow={"mode": "On"}, overrides={"mode": "Off", "shift": float("nan")}, **case)
+    # On with an invalid value: one message naming it, flow off for that generation
+    run.txt2img(flow={"mode": "On"}, **case)
+    out["on_invalid_shift"] = run.txt2img(flow={"mode": "On", "shift": float("nan")}, **case)
+    # a pasted infotext with one bad field: the others still apply
+    bad = infotext_utils.parse_generation_parameters(
+        "a flow\nSteps: 12, Sampler: Euler, Flow sampling: on, Flow shift: -3, Flow mapping: floor_999")
+    out["pasted_bad_shift"] = [[component.label, key(bad) if callable(key) else bad.get(key)]
+                               for component, key in script.infotext_fields]
     # a second processing object made in postprocess, without our script (ADetailer's way)
     out["second_pass_on"] = run.txt2img(flow={"mode": "On"}, sampler="Euler", steps=256, seed=8, batch=4, size=256,
                                         second_pass={"strength": 0.5, "steps": 256})
@@ -439,10 +505,161 @@ def suite_lifecycle(run):
     return out
 
 
+# ---- practical step counts (issue 10): every sampler x schedule type at 20 and 28 steps ----------
+PRACTICAL_SHIFT = 3.0
+
+
+def _sampler_kinds():
+    """webui_extension/sampler_views.py of THIS checkout (the installed extension may be older)."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                        "webui_extension", "sampler_views.py")
+    spec = importlib.util.spec_from_file_location("flow_practical_sampler_views", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def practical_reference(run, sampler_label, scheduler_label, steps, noise, field, view, seed):
+    """The same A1111 sampler function on A1111's same-named schedule computed over the flow table,
+    run outside our backend: in flow coordinates ('flow': what ComfyUI's ModelSamplingSD3 gives a
+    sampler) or in the VE view on that schedule mapped sigma / (1 - sigma), top -> the VE cap."""
+    import inspect
+    import torch
+    import k_diffusion.external
+    import k_diffusion.sampling as ks
+    from modules import rng, sd_samplers, sd_samplers_common
+    from model_sampling_flow.model_sampling import FlowModelSampling
+    # the step noise A1111 draws for this batch (seeds seed, seed + 1): TorchHijack over the same
+    # ImageRNG, whose first draw is the initial noise; Brownian trees on the same seeds
+    seeds = [seed + i for i in range(noise.shape[0])]
+    image_rng = rng.ImageRNG(noise.shape[1:], seeds)
+    same_noise = bool(torch.equal(image_rng.next(), noise))
+    ks.torch = sd_samplers_common.TorchHijack(types.SimpleNamespace(rng=image_rng))
+    flow_table = FlowModelSampling(shift=PRACTICAL_SHIFT).sigmas
+    cap = PRACTICAL_SHIFT * (1 - 1e-4) / (1 + (PRACTICAL_SHIFT - 1) * (1 - 1e-4))
+    from model_sampling_flow import registry, schedulers as flow_schedulers, ve_bridge
+    config = sd_samplers.find_sampler_config(sampler_label)
+    sampler = config.constructor(run.model)
+    sampler.config = config
+    sampler.model_wrap = k_diffusion.external.DiscreteSchedule(flow_table, quantize=False)
+    resolved = config.options.get("scheduler") if scheduler_label == "Automatic" else scheduler_label
+    if resolved in ("flow_shift", "Flow shift"):    # the core's trainers' schedule, in flow sigma
+        flow_sigmas = flow_schedulers.flow_shift(FlowModelSampling(shift=PRACTICAL_SHIFT), steps).double()
+    else:
+        p = types.SimpleNamespace(scheduler=scheduler_label, hr_scheduler=None, is_hr_pass=False,
+                                  extra_generation_params={}, sampler_noise_scheduler_override=None)
+        flow_sigmas = sampler.get_sigmas(p, steps).double()
+    ours = next((entry for entry in registry.SAMPLERS if entry.label == sampler_label), None)
+
+    def to_ve(values):
+        values = values.double().clamp(max=cap)
+        return (values / (1 - values)).float()
+
+    if view == "flow":
+        sigmas, table = flow_sigmas.float(), flow_table
+
+        def denoiser(x, sigma, **kwargs):
+            return field(x.double(), sigma.double().reshape(-1, *[1] * (x.ndim - 1))).to(x.dtype)
+    else:
+        sigmas, table = to_ve(flow_sigmas), to_ve(flow_table.double())
+
+        def denoiser(x, sigma, **kwargs):
+            s = sigma.double().reshape(-1, *[1] * (x.ndim - 1))
+            return field(x.double() / (1 + s), s / (1 + s)).to(x.dtype)
+    x = noise.float() * sigmas[0]
+    if ours is not None:        # the core's own function, natively or through the core's VE bridge
+        if view == "flow":
+            return ours.function(denoiser, x, sigmas, disable=True).double(), None, same_noise
+        noise_sampler = None
+        if config.options.get("brownian_noise", False):
+            noise_sampler = ks.BrownianTreeNoiseSampler(x, sigmas[sigmas > 0].min(), sigmas.max(), seed=seeds)
+        elif "noise_sampler" in ours.options:
+            noise_sampler = lambda s, t: image_rng.next().to(x)  # noqa: E731
+        return ve_bridge.sample_in_ve(ours.function, denoiser, x, sigmas, disable=True,
+                                      noise_sampler=noise_sampler).double(), None, same_noise
+    parameters = inspect.signature(sampler.func).parameters
+    kwargs = {}
+    if "n" in parameters:
+        kwargs["n"] = steps
+    if "sigma_min" in parameters:
+        kwargs["sigma_min"], kwargs["sigma_max"] = float(table[0]), float(table[-1])
+    if "sigmas" in parameters:
+        kwargs["sigmas"] = sigmas
+    if "eta" in parameters:
+        kwargs["eta"] = 1.0         # A1111's default (Settings: eta for ancestral samplers)
+    if config.options.get("brownian_noise", False):
+        kwargs["noise_sampler"] = ks.BrownianTreeNoiseSampler(x, sigmas[sigmas > 0].min(), sigmas.max(),
+                                                              seed=seeds)
+    if config.options.get("solver_type") == "heun":
+        kwargs["solver_type"] = "heun"
+    try:
+        out = sampler.func(denoiser, x, extra_args={}, disable=True, **kwargs)
+    except Exception as error:  # noqa: BLE001  (reported in the table)
+        return None, f"{type(error).__name__}: {error}", same_noise
+    finally:
+        ks.torch = torch
+    return out.double(), None, same_noise
+
+
+def _practical_fields():
+    from model_sampling_flow.oracles import gaussian_field, mixture_field
+    return {"gaussian": gaussian_field(MEAN, STD), "mixture": mixture_field()}
+
+
+def suite_practical(run):
+    """Every listed sampler x every schedule type, 20 and 28 steps, Gaussian and mixture fields:
+    ours (flow On, A1111's own process_images) against the reference for the sampler's kind."""
+    import torch
+    from modules import sd_schedulers
+    kinds = _sampler_kinds()
+    samplers = json.loads(os.environ["FLOW_PRACTICAL_SAMPLERS"]) if os.environ.get("FLOW_PRACTICAL_SAMPLERS") \
+        else all_samplers()
+    schedulers = json.loads(os.environ["FLOW_PRACTICAL_SCHEDULERS"]) \
+        if os.environ.get("FLOW_PRACTICAL_SCHEDULERS") else [s.label for s in sd_schedulers.schedulers]
+    steps_list = json.loads(os.environ.get("FLOW_PRACTICAL_STEPS", "[20, 28]"))
+    fields = _practical_fields()
+    field_names = json.loads(os.environ.get("FLOW_PRACTICAL_FIELDS", '["gaussian", "mixture"]'))
+    rows = {}
+    for field_name in field_names:
+        field = fields[field_name]
+        run.model.field = field
+        for steps in steps_list:
+            for sampler in samplers:
+                kind = kinds.sampler_kind(sampler) or "stochastic"   # unknown: judged in distribution
+                # the reference draws the same noise, so small latents do (2 x 4 x 16 x 16)
+                size, batch = 128, 2
+                for scheduler in schedulers:
+                    seed = 31
+                    r = run.txt2img(sampler=sampler, scheduler=scheduler, steps=steps, seed=seed, batch=batch,
+                                    size=size, flow={"mode": "On", "shift": PRACTICAL_SHIFT}, keep_tensors=True)
+                    row = {"kind": kind, "error": r["error"], "comments": r.get("comments", ""),
+                           "seconds": r["seconds"]}
+                    tensors = r.pop("tensors", {}) or {}
+                    samples, noise = tensors.get("samples"), tensors.get("noise")
+                    if r["error"] is None and samples is not None and noise is not None:
+                        samples = samples.double()
+                        row.update(mean=float(samples.mean()), std=float(samples.std()))
+                        view = "flow" if kind == "deterministic" else "ve"
+                        reference, ref_error, same_noise = practical_reference(
+                            run, sampler, scheduler, steps, noise, field, view, seed)
+                        row["reference_error"], row["same_noise"] = ref_error, same_noise
+                        if reference is not None:
+                            row.update(ref_mean=float(reference.mean()), ref_std=float(reference.std()))
+                            if kind == "deterministic":
+                                exact = field.endpoint(noise.double())
+                                row["rmse"] = float(((samples - exact) ** 2).mean().sqrt())
+                                row["ref_rmse"] = float(((reference - exact) ** 2).mean().sqrt())
+                        row["finite"] = bool(torch.isfinite(samples).all())
+                    rows[f"{field_name} | {steps} | {sampler} | {scheduler}"] = row
+    return {"rows": rows, "shift": PRACTICAL_SHIFT}
+
+
 def suite_baseline(run):
     """The lifecycle cases that must match a webui without the extension."""
     case = dict(sampler="DPM++ 2M SDE", steps=12, seed=3, batch=1, size=64)
     return {"off": run.txt2img(flow=None, **case),
+            "off_ddim": run.txt2img(flow=None, sampler="DDIM", steps=12, seed=3, batch=1, size=64),
             "off_img2img": run.img2img(flow=None, sampler="Euler", steps=12, seed=3, batch=1, size=64),
             "second_pass_off": run.txt2img(flow=None, sampler="Euler", steps=12, seed=8, batch=1, size=64,
                                            second_pass={"strength": 0.5, "steps": 12}),

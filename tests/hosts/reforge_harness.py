@@ -20,6 +20,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 RUNNER = os.path.join(REPO, "tests", "hosts", "reforge_runner.py")
 EXTENSION_NAME = "model-sampling-flow"
 SUITE_TIMEOUT = 3600   # the slowest suite took ~15 min on a loaded 2-core machine
+SUITE_TIMEOUTS = {"practical": 3600}     # every sampler x schedules x 20/28 steps x 2 fields
 _results = {}
 _copy = []
 
@@ -53,11 +54,26 @@ def host_copy():
         target = os.path.join(root, "reForge")
         copy_host(reforge_dir, target, ignore=shutil.ignore_patterns(".git"))   # snapshots may be read-only
         shutil.copytree(REPO, os.path.join(target, "extensions", EXTENSION_NAME), ignore=_ignore_repo)
+        k_diffusion = k_diffusion_checkout()
+        if k_diffusion and not os.path.isdir(os.path.join(target, "repositories", "k-diffusion")):
+            # reForge's launcher clones crowsonkb/k-diffusion ab527a9 here (launch_utils); with it, the
+            # extension's A1111-layout samplers (the Flow samplers) are listed, so the sweep covers them
+            shutil.copytree(k_diffusion, os.path.join(target, "repositories", "k-diffusion"),
+                            ignore=shutil.ignore_patterns(".git", "__pycache__"))
         _copy.append(target)
     return _copy[0]
 
 
-SUITES = ("samplers", "schedulers", "img2img", "lifecycle", "eps_control", "process_images")
+def k_diffusion_checkout():
+    """crowsonkb/k-diffusion at the commit reForge pins (ab527a9, the one A1111 1.10 pins too), or None."""
+    candidates = [os.environ.get("K_DIFFUSION_DIR")]
+    for a1111 in (os.environ.get("A1111_DIR"), os.path.join(os.path.dirname(os.environ.get("REFORGE_DIR", "")), "A1111")):
+        if a1111:
+            candidates.append(os.path.join(a1111, "repositories", "k-diffusion"))
+    return next((c for c in candidates if c and os.path.isfile(os.path.join(c, "k_diffusion", "sampling.py"))), None)
+
+
+SUITES = ("practical", "samplers", "schedulers", "img2img", "lifecycle", "eps_control", "process_images")
 _running = {}
 
 
@@ -85,7 +101,7 @@ def run_suite(suite):
             _start(suite)
         process, out, log_path, log = _running[suite]
         try:
-            process.wait(timeout=SUITE_TIMEOUT)
+            process.wait(timeout=SUITE_TIMEOUTS.get(suite, SUITE_TIMEOUT))
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()

@@ -85,10 +85,23 @@ def measure_unrefused(backend, sd_model, sampler_name, scheduler="Automatic", st
 
 
 # ------------------------------------------------------------------ suites
+def register_flow_samplers():
+    """What the extension's script does at load where the webui has A1111's k-diffusion layout (reForge
+    with its repositories/k-diffusion): list the Flow samplers and the Flow shift schedule type."""
+    try:
+        from webui_extension import a1111
+    except ImportError as error:        # no repositories/k-diffusion: the script lists nothing either
+        return f"not listed: {error}"
+    a1111.register_samplers()
+    a1111.register_schedulers()
+    return None
+
+
 def suite_samplers():
     from model_sampling_flow.settings import FlowSettings
     from modules import sd_samplers
     backend = load_backend()
+    flow_samplers_unlisted = register_flow_samplers()
     _, unet, sd_model = analytic_model()
     backend.apply(sd_model, FlowSettings(shift=3.0))
     rows = {}
@@ -101,7 +114,8 @@ def suite_samplers():
         if refusal is not None:
             row["unrefused"] = measure_unrefused(backend, sd_model, data.name)
         rows[data.name] = row
-    return {"steps": STEPS, "samplers": rows, "listed": [s.name for s in sd_samplers.visible_samplers()]}
+    return {"steps": STEPS, "samplers": rows, "listed": [s.name for s in sd_samplers.visible_samplers()],
+            "flow_samplers_unlisted": flow_samplers_unlisted}
 
 
 def suite_eps_control():
@@ -695,7 +709,151 @@ def suite_process_images():
     return out
 
 
-SUITES = {"samplers": suite_samplers, "schedulers": suite_schedulers, "img2img": suite_img2img,
+# ---- practical step counts (issue 10) -------------------------------------------------------------
+PRACTICAL_SHIFT = 3.0
+PRACTICAL_SIZE = 128             # 16 x 16 latent; the references draw the same noise
+FULL_PRODUCT_SAMPLERS = ("DPM++ 2M", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 2S a", "DPM++ 3M SDE",
+                         "Euler a", "Euler", "LMS", "Heun", "DPM2", "DPM2 a", "DPM fast", "DPM adaptive", "Restart")
+PRACTICAL_SCHEDULERS = ("Automatic", "Karras", "Exponential", "Simple", "Beta")
+
+
+def _sampler_kinds():
+    """webui_extension/sampler_views.py of THIS checkout (the installed extension may be older)."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.dirname(HERE)), "webui_extension", "sampler_views.py")
+    spec = importlib.util.spec_from_file_location("flow_practical_sampler_views", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, seed):
+    """reForge's sampler function on reForge's same-named schedule computed over the flow table, run
+    on the exact field outside our backend: natively in flow coordinates, or in the VE view on that
+    schedule mapped sigma / (1 - sigma) (top -> the VE cap). Same seeds as the webui pass:
+    the initial noise is the pass's first ImageRNG draw, step noise comes from the same ImageRNG
+    (k-diffusion's TorchHijack) or Brownian trees on the same seeds."""
+    import inspect
+    import types
+    import torch
+    from modules import rng, sd_samplers, sd_samplers_common
+    from model_sampling_flow.model_sampling import FlowModelSampling
+    from webui_extension.reforge import _discrete_schedule_class
+    flow_table = FlowModelSampling(shift=PRACTICAL_SHIFT).sigmas
+    cap = PRACTICAL_SHIFT * (1 - 1e-4) / (1 + (PRACTICAL_SHIFT - 1) * (1 - 1e-4))
+    sampler = sd_samplers.create_sampler(sampler_name, sd_model)
+    wrap = _discrete_schedule_class()(flow_table.clone(), False)
+    wrap.inner_model = sd_model
+    sampler.model_wrap = wrap
+    p = host.Processing(sd_model, sampler_name=sampler_name, scheduler=scheduler, steps=steps, seed=seed,
+                        width=PRACTICAL_SIZE, height=PRACTICAL_SIZE, cond_size=SMALL_CONDS)
+    flow_sigmas = sampler.get_sigmas(p, steps).double().cpu()
+
+    def to_ve(values):
+        values = values.double().clamp(max=cap)
+        return (values / (1 - values)).float()
+
+    if view == "flow":
+        sigmas, table = flow_sigmas.float(), flow_table
+
+        def denoiser(x, sigma, **kwargs):
+            return field(x.double(), sigma.double().reshape(-1, *[1] * (x.ndim - 1))).to(x.dtype)
+    else:
+        sigmas, table = to_ve(flow_sigmas), to_ve(flow_table.double())
+
+        def denoiser(x, sigma, **kwargs):
+            s = sigma.double().reshape(-1, *[1] * (x.ndim - 1))
+            return field(x.double() / (1 + s), s / (1 + s)).to(x.dtype)
+    image_rng = rng.ImageRNG((4, PRACTICAL_SIZE // 8, PRACTICAL_SIZE // 8), p.seeds)
+    noise = image_rng.next()
+    x = noise * sigmas[0]
+    module = sys.modules[sampler.func.__module__]
+    hijack = sd_samplers_common.TorchHijack(types.SimpleNamespace(rng=image_rng))
+    parameters = inspect.signature(sampler.func).parameters
+    kwargs = {}
+    if "n" in parameters:
+        kwargs["n"] = steps
+    if "sigma_min" in parameters:
+        kwargs["sigma_min"], kwargs["sigma_max"] = float(table[0]), float(table[-1])
+    if "sigmas" in parameters:
+        kwargs["sigmas"] = sigmas
+    if "eta" in parameters:
+        kwargs["eta"] = 1.0
+    if sampler.config.options.get("brownian_noise", False):
+        kwargs["noise_sampler"] = sampler.create_noise_sampler(x, sigmas, p)
+    if sampler.config.options.get("solver_type") == "heun":
+        kwargs["solver_type"] = "heun"
+    had_torch = getattr(module, "torch", None)
+    module.torch = hijack
+    try:
+        out = sampler.func(denoiser, x, extra_args={}, disable=True, **kwargs)
+    except Exception as error:  # noqa: BLE001  (reported in the table)
+        return None, None, f"{type(error).__name__}: {error}"
+    finally:
+        if had_torch is not None:
+            module.torch = had_torch
+    return noise, out.double(), None
+
+
+def suite_practical():
+    """Known k-diffusion samplers x every schedule type, every other listed sampler x Automatic,
+    20 and 28 steps, Gaussian and mixture fields (FLOW_PRACTICAL_* narrow it)."""
+    import torch
+    from modules import sd_samplers, sd_schedulers
+    from model_sampling_flow.oracles import gaussian_field, mixture_field
+    from model_sampling_flow.settings import FlowSettings
+    kinds = _sampler_kinds()
+    backend = load_backend()
+    fields = {"gaussian": gaussian_field(DATA_MEAN, DATA_STD), "mixture": mixture_field()}
+    listed = [s.name for s in sd_samplers.visible_samplers()]
+    samplers = json.loads(os.environ["FLOW_PRACTICAL_SAMPLERS"]) if os.environ.get("FLOW_PRACTICAL_SAMPLERS") \
+        else listed
+    all_schedulers = [s.label for s in sd_schedulers.schedulers]
+    steps_list = json.loads(os.environ.get("FLOW_PRACTICAL_STEPS", "[20, 28]"))
+    field_names = json.loads(os.environ.get("FLOW_PRACTICAL_FIELDS", '["gaussian", "mixture"]'))
+    rows = {}
+    for field_name in field_names:
+        field = fields[field_name]
+        unet = host.analytic_unet_patcher(field)
+        sd_model = host.StandInSdModel(unet)
+        backend.apply(sd_model, FlowSettings(shift=PRACTICAL_SHIFT))
+        for steps in steps_list:
+            for sampler in samplers:
+                kind = kinds.sampler_kind(sampler)
+                # lean: the samplers both webuis share get every schedule type, the rest a spread
+                schedulers = all_schedulers if sampler in FULL_PRODUCT_SAMPLERS else \
+                    [s for s in PRACTICAL_SCHEDULERS if s in all_schedulers]
+                kind = kind or "stochastic"
+                for scheduler in schedulers:
+                    seed = 31
+                    p = host.Processing(sd_model, sampler_name=sampler, scheduler=scheduler, steps=steps, seed=seed,
+                                        width=PRACTICAL_SIZE, height=PRACTICAL_SIZE, cond_size=SMALL_CONDS)
+                    row = {"kind": kind, "error": None}
+                    t0 = time.time()
+                    try:
+                        samples = host.txt2img(p, before_sampling=backend.before_sampling).double()
+                    except Exception as error:     # a refusal's message, or a failure for the table
+                        row["error"] = f"{type(error).__name__}: {error}"
+                        samples = None
+                    row["seconds"] = round(time.time() - t0, 3)
+                    if samples is not None:
+                        row.update(mean=float(samples.mean()), std=float(samples.std()),
+                                   finite=bool(torch.isfinite(samples).all()))
+                        view = "flow" if kind == "deterministic" else "ve"
+                        noise, reference, ref_error = practical_reference(sd_model, sampler, scheduler, steps, field,
+                                                                          view, seed)
+                        row["reference_error"] = ref_error
+                        if reference is not None:
+                            row.update(ref_mean=float(reference.mean()), ref_std=float(reference.std()))
+                            if kind == "deterministic":
+                                exact = field.endpoint(noise.double())
+                                row["rmse"] = float(((samples - exact) ** 2).mean().sqrt())
+                                row["ref_rmse"] = float(((reference - exact) ** 2).mean().sqrt())
+                    rows[f"{field_name} | {steps} | {sampler} | {scheduler}"] = row
+    return {"rows": rows, "listed": listed, "schedulers": all_schedulers, "shift": PRACTICAL_SHIFT}
+
+
+SUITES = {"practical": suite_practical, "samplers": suite_samplers, "schedulers": suite_schedulers, "img2img": suite_img2img,
           "lifecycle": suite_lifecycle, "eps_control": suite_eps_control,
           "process_images": suite_process_images, "ams_baseline": suite_ams_baseline}
 

@@ -1,0 +1,116 @@
+"""Practical step counts (issue 10): every sampler x schedule type a host lists, at 20 and 28 steps,
+flow sampling On (shift 3, cfg 1), on the exact RF Gaussian N(0.5, 0.3^2) and two-component mixture
+fields (model_sampling_flow/oracles.py), inside the real host.
+
+Prints, per available host, one line per (field, steps, sampler, schedule):
+  deterministic samplers: RMSE to the exact ODE endpoint, ours vs the same sampler on the same-named
+    schedule in native flow coordinates (what ComfyUI's ModelSamplingSD3 / reForge's AMS give it);
+    bar: ours <= 1.1 x reference + 1e-3;
+  stochastic samplers: mean / std, ours vs the same sampler in the VE view on the same-named schedule
+    computed over the flow sigma range and mapped to VE (same seeds); bar: both within 0.01;
+  or the refusal. Then the worst pair per host.
+
+    A1111_DIR=... A1111_PYTHON=... python benchmarks/bench_practical_steps.py [--extension PATH]
+        [--save OUT.json] [--load IN.json ...]
+
+A host is one function in HOSTS returning {key: row} or a reason it is absent. --extension measures
+another checkout of this repository (e.g. the code before a change) with this checkout's runner.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "hosts"))
+
+
+def a1111_rows(extension):
+    a1111_dir, python = os.environ.get("A1111_DIR"), os.environ.get("A1111_PYTHON")
+    if not a1111_dir or not python:
+        return "A1111_DIR / A1111_PYTHON not set"
+    import a1111_host
+    if extension:
+        a1111_host.ROOT = extension
+    base = tempfile.mkdtemp(prefix="bench-practical-a1111-")
+    copy = a1111_host.make_host_copy(a1111_dir, os.path.join(base, "webui"), with_extension=True)
+    payload = a1111_host.run_suite(copy, python, "practical", base, timeout=7200)
+    return payload["results"]["rows"]
+
+
+def reforge_rows(extension):
+    reforge_dir, python = os.environ.get("REFORGE_DIR"), os.environ.get("REFORGE_PYTHON")
+    if not reforge_dir or not python:
+        return "REFORGE_DIR / REFORGE_PYTHON not set"
+    import reforge_harness
+    if extension:
+        reforge_harness.REPO = extension
+    return reforge_harness.run_suite("practical")["rows"]
+
+
+HOSTS = {"A1111 v1.10.1": a1111_rows, "reForge": reforge_rows}
+
+
+def verdict(row):
+    """(text, excess over the bar; > 0 misses it, None when refused or not judged)."""
+    if row.get("error"):
+        return "refused: " + row["error"].split("\n")[0][:150], None
+    if row.get("kind") == "timestep" or "ref_mean" not in row:
+        return f"mean {row.get('mean', float('nan')):.4f} std {row.get('std', float('nan')):.4f} (not judged)", None
+    if row["kind"] == "deterministic":
+        excess = row["rmse"] - (1.1 * row["ref_rmse"] + 1e-3)
+        return f"RMSE {row['rmse']:.4f}  native flow {row['ref_rmse']:.4f}", excess
+    excess = max(abs(row["mean"] - row["ref_mean"]), abs(row["std"] - row["ref_std"])) - 0.01
+    return (f"mean/std {row['mean']:.4f}/{row['std']:.4f}  VE on flow range "
+            f"{row['ref_mean']:.4f}/{row['ref_std']:.4f}"), excess
+
+
+def report(name, rows):
+    print(f"== {name} ==")
+    if isinstance(rows, str):
+        print(f"skipped: {rows}\n")
+        return None
+    worst, misses, refused = None, 0, 0
+    for key in rows:
+        text, excess = verdict(rows[key])
+        mark = "" if excess is None or excess <= 0 else "  MISSES THE BAR"
+        refused += text.startswith("refused")
+        misses += bool(mark)
+        print(f"{key:<58} {rows[key].get('kind', ''):<13} {text}{mark}")
+        if excess is not None and (worst is None or excess > worst[1]):
+            worst = (key, excess, text)
+    print(f"{len(rows)} pairs, {misses} miss the bar, {refused} refused")
+    if worst:
+        print(f"worst pair: {worst[0]}: {worst[2]} (excess over the bar {worst[1]:+.4f})")
+    print()
+    return worst
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--extension", help="measure this checkout of the repository instead of this one")
+    parser.add_argument("--save", help="write the raw rows (JSON) here")
+    parser.add_argument("--load", nargs="*", help="print saved rows instead of measuring (host=path)")
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if args.load:
+        results = {}
+        for item in args.load:
+            host, path = item.split("=", 1)
+            with open(path) as handle:
+                results[host] = json.load(handle)
+    else:
+        results = {name: function(args.extension) for name, function in HOSTS.items()}
+    if args.save:
+        with open(args.save, "w") as handle:
+            json.dump(results, handle)
+    print("Practical step counts: flow On, shift 3, cfg 1; Gaussian N(0.5, 0.3^2) and mixture fields.")
+    print("Bars: deterministic RMSE <= 1.1 x native flow + 1e-3; stochastic |d mean|, |d std| <= 0.01.\n")
+    for name, rows in results.items():
+        report(name, rows)
+
+
+if __name__ == "__main__":
+    main()

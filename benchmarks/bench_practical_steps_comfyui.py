@@ -1,0 +1,68 @@
+"""ComfyUI at 20 and 28 steps: every sampler x scheduler, ours (default node settings) vs the flow-sigma reference.
+
+Deterministic samplers: RMSE to the exact ODE endpoint, ours vs the same sampler and scheduler
+under ModelSamplingSD3 (bar: <= 1.1 x + 1e-3). Stochastic samplers: mean / std, ours vs the same
+sampler in the VE view on the same-named schedule over the flow sigma range mapped to VE (bar:
+each within 0.01). Exact RF Gaussian N(0.5, 0.3^2) and two-component mixture, shift 3, cfg 1, a
+(1, 4, 8, 8) latent. Prints a markdown table and the worst pair; no assertions (the test
+tests/test_comfyui_practical_steps.py asserts the bar).
+
+    COMFYUI_DIR=/path/to/ComfyUI python benchmarks/bench_practical_steps_comfyui.py [--repo PATH] [--failures-only]
+
+--repo loads another checkout of this repository as the custom node (for a before/after figure).
+"""
+import argparse
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+
+
+def comfyui_practical_steps(repo=None, fields=None, steps=None, on_row=None):
+    """Rows of the practical-steps comparison in the ComfyUI at COMFYUI_DIR (see the module docstring)."""
+    import conftest
+    conftest.import_comfyui()
+    import comfy_practical_steps as practical
+    import comfy_support as support
+    package = support.load_repo_as_custom_node(*(() if repo is None else (os.path.abspath(repo),)))
+    kinds, rows = {}, []
+    for field in fields or practical.FIELDS:
+        for count in steps or practical.STEPS:
+            rows += practical.compare(package, field, count, kinds=kinds, on_row=on_row)
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repo", help="checkout of this repository to load as the custom node")
+    parser.add_argument("--failures-only", action="store_true", help="print only rows that miss the bar")
+    parser.add_argument("--field", action="append", choices=("gaussian", "mixture"))
+    parser.add_argument("--steps", action="append", type=int)
+    args = parser.parse_args()
+    if not os.environ.get("COMFYUI_DIR"):
+        sys.exit("set COMFYUI_DIR to a ComfyUI checkout")
+    import comfy_practical_steps as practical
+    import torch
+    torch.set_num_threads(1)
+
+    print("| field | steps | sampler | scheduler | kind | ours | reference | bar |")
+    print("|---|---|---|---|---|---|---|---|")
+
+    def show(row):
+        if not args.failures_only or not row.get("passes", False):
+            print(practical.format_row(row), flush=True)
+
+    rows = comfyui_practical_steps(args.repo, args.field, args.steps, on_row=show)
+    judged = [row for row in rows if "refused" not in row and not row["excluded"]]
+    failing = [row for row in judged if not row["passes"]]
+    print(f"\n{len(judged) - len(failing)} of {len(judged)} pairs meet the bar "
+          f"({sum(1 for row in rows if row['excluded'])} excluded, {sum(1 for row in rows if 'refused' in row)} refused)")
+    for kind in ("deterministic", "stochastic"):
+        of_kind = [row for row in judged if row["kind"] == kind]
+        if of_kind:
+            print(f"worst {kind}: {practical.format_row(max(of_kind, key=practical.badness))}")
+
+
+if __name__ == "__main__":
+    main()

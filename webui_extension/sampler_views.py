@@ -1,0 +1,116 @@
+"""Which view each webui sampler integrates in while flow sampling is on (issue 10, design item 2).
+
+Deterministic samplers integrate in flow coordinates: the sampler sees the native flow model
+(flow sigmas in [0, 1], x = (1 - sigma) x0 + sigma noise), exactly what ComfyUI's ModelSamplingSD3
+or reForge's Advanced Model Sampling give it, so their accuracy is the native one by construction.
+Stochastic samplers (ancestral, SDE, Restart, adaptive with eta, ...) are only right in the VE view
+(sigma_ve = sigma / (1 - sigma)): they run there, on the host's schedule computed over the flow
+range and mapped with views.flow_schedule_to_ve. A sampler not listed here (added by another
+extension) runs in the VE view: right in distribution, at worst a little less accurate.
+
+Samplers listed by label, as A1111 1.10 and reForge show them. TIMESTEP samplers never call the
+denoiser (they read alphas_cumprod, which describes the VE view); they are listed so every host
+sampler has a known kind.
+"""
+from model_sampling_flow import registry, ve_bridge
+
+FLOW, VE = "flow", "ve"
+
+DETERMINISTIC = frozenset({
+    # A1111 1.10 and reForge
+    "Euler", "LMS", "Heun", "DPM2", "DPM++ 2M",
+    # reForge: ODE solvers with no noise injection
+    "Euler CFG++", "DPM++ 2M CFG++", "RES Multistep", "RES Multistep CFG++", "Gradient Estimation",
+    "Gradient Estimation CFG++", "HeunPP2", "IPNDM", "IPNDM_V", "DEIS", "RES Solver", "DPM++ 2M Turbo",
+    "Euler Comfy", "Heun Comfy", "DPM++ 2M Comfy",
+    "ODE (Bosh3)", "ODE (Fehlberg2)", "ODE (Adaptive Heun)", "ODE (Dopri5)", "ODE Custom",
+})
+STOCHASTIC = frozenset({
+    # A1111 1.10 and reForge
+    "Euler a", "DPM2 a", "DPM++ 2S a", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 3M SDE",
+    # DPM fast / adaptive get the webui's eta (1 unless set): noise is injected at every step
+    "DPM fast", "DPM adaptive", "Restart",
+    # reForge: ancestral / SDE steps, or Karras churn ("Dy"), or per-step resampling
+    "DPM++ SDE Classic", "ER SDE", "Euler Ancestral CFG++", "DPM++ 2S Ancestral CFG++", "DPM++ SDE CFG++",
+    "DPM++ 3M SDE CFG++", "Euler A DY CFG++", "RES Multistep Ancestral", "RES Multistep Ancestral CFG++",
+    "SEEDS 2 DP", "SEEDS 3 DP", "SA-Solver", "SA-Solver-Pece", "DPM++ 3M SDE DY", "DDPM", "Euler A Turbo",
+    "DPM++ 2M SDE Turbo", "Euler A Comfy", "Euler A Comfy RF", "DPM++ 2S Ancestral Comfy",
+    "DPM++ 2S Ancestral Comfy RF", "DPM++ SDE Comfy", "DPM++ 2M SDE Comfy", "DPM++ 3M SDE Comfy",
+    "DPM++ 2S Ancestral CFG++ Dyn", "DPM++ 2S Ancestral CFG++ Intern", "Euler Dy", "Euler SMEA Dy",
+    "Euler Negative", "Euler Negative Dy", "Euler DY CFG++", "Euler SMEA DY CFG++", "DPM++ 2M DY CFG++",
+    "DPM++ 2M DY", "DPM++ 3M DY", "Kohaku_LoNyu_Yog", "Euler A2",
+    # reForge's "Custom Sampler" runs whatever Settings choose: treated as stochastic (VE, right in distribution)
+    "Custom Sampler",
+})
+TIMESTEP = frozenset({"DDIM", "DDIM CFG++", "PLMS", "UniPC", "LCM"})
+
+DETERMINISTIC_KIND, STOCHASTIC_KIND, TIMESTEP_KIND = "deterministic", "stochastic", "timestep"
+
+
+def sampler_kind(label):
+    """'deterministic', 'stochastic', 'timestep', or None for a sampler this table does not know."""
+    for entry in registry.SAMPLERS:
+        if label in (entry.label, entry.name):
+            return STOCHASTIC_KIND if entry.stochastic else DETERMINISTIC_KIND
+    if label in DETERMINISTIC:
+        return DETERMINISTIC_KIND
+    if label in STOCHASTIC:
+        return STOCHASTIC_KIND
+    if label in TIMESTEP:
+        return TIMESTEP_KIND
+    return None
+
+
+def view_for_sampler(label, img2img=False):
+    """'flow' for a deterministic sampler on a txt2img first pass, else 've'.
+
+    img2img and hires passes run in the VE view whatever the sampler: the webuis add noise there as
+    `x + noise * sigma`, which is the VE view's rule (the flow view would need (1 - sigma) x).
+    """
+    if not img2img and sampler_kind(label) == DETERMINISTIC_KIND:
+        return FLOW
+    return VE
+
+
+# ---- per-pass helpers both webuis use on their KDiffusionSampler (instance attributes only) ----
+def schedule_over_flow_range(sampler, flow_denoiser, ve_schedule):
+    """Make `sampler.get_sigmas` run the webui's schedule over the flow table, then map it to VE.
+
+    The webuis' schedule functions read sigma_min / sigma_max (and, for Simple, Normal, SGM
+    Uniform, Uniform, DDIM, Beta, the table) from `sampler.model_wrap`; for one call they see
+    `flow_denoiser` (a DiscreteSchedule over the flow table), then `ve_schedule` (the pass's
+    FlowVEModelSampling.ve_schedule: sigma / (1 - sigma), top -> the VE cap) maps the result.
+    A script's `sampler_noise_scheduler_override` is left alone. Changes this sampler object only.
+    """
+    original = getattr(sampler, "get_sigmas", None)
+    if original is None or getattr(original, "flow_sampling", False):
+        return
+
+    def get_sigmas(p, steps):
+        if getattr(p, "sampler_noise_scheduler_override", None) is not None:
+            return original(p, steps)
+        ve_denoiser = sampler.model_wrap
+        sampler.model_wrap = flow_denoiser
+        try:
+            flow = original(p, steps)
+        finally:
+            sampler.model_wrap = ve_denoiser
+        return ve_schedule(flow).to(flow.device)
+
+    get_sigmas.flow_sampling = True
+    sampler.get_sigmas = get_sigmas
+
+
+def brownian_noise_within_interval(sampler):
+    """The pass's Brownian-tree noise sampler queried only inside its tree (no torchsde warnings,
+    same noise: model_sampling_flow.ve_bridge.noise_sampler_within)."""
+    original = getattr(sampler, "create_noise_sampler", None)
+    if original is None or getattr(original, "flow_sampling", False):
+        return
+
+    def create_noise_sampler(x, sigmas, p):
+        noise_sampler = original(x, sigmas, p)
+        return None if noise_sampler is None else ve_bridge.noise_sampler_within(noise_sampler)
+
+    create_noise_sampler.flow_sampling = True
+    sampler.create_noise_sampler = create_noise_sampler
