@@ -296,12 +296,14 @@ def _architecture(tensors):
 
 
 def _kind(components, metadata):
-    if "lora" in components or "ss_network_module" in metadata:
+    if "lora" in components:
         return "lora"
     if "controlnet" in components:
         return "controlnet"
-    if "unet" in components:
+    if "unet" in components:      # a LoRA merged into a checkpoint may keep the LoRA's ss_network_module
         return "checkpoint" if components & {"clip_l", "clip_g", "vae"} else "unet"
+    if "ss_network_module" in metadata:
+        return "lora"
     if components == {"vae"}:
         return "vae"
     if components and components <= {"clip_l", "clip_g"}:
@@ -362,7 +364,13 @@ def gather_facts(path):
     name = os.path.basename(path)
     hints = []
     if kind in ("checkpoint", "unet"):
-        hints += name_hints(os.path.splitext(name)[0] if not os.path.isdir(path) else name, "the file name")
+        if os.path.isdir(path):
+            hints += name_hints(name, "the folder name")
+        elif os.path.basename(os.path.dirname(os.path.abspath(path))) == "unet":    # a diffusers UNet file
+            hints += name_hints(os.path.basename(os.path.dirname(os.path.dirname(os.path.abspath(path)))),
+                                "the model folder name")
+        else:
+            hints += name_hints(os.path.splitext(name)[0], "the file name")
         for key in ("modelspec.title", "ss_output_name"):
             if key in metadata:
                 hints += name_hints(metadata[key], key)

@@ -304,9 +304,10 @@ def _parse(text, header, keep, keep_metadata):
                 idx = entry.end()
                 begin, end = int(begin), int(end)
                 shape = tuple(map(int, shape_text.split(","))) if shape_text else ()
-                if dtype not in DTYPE_BITS or begin > _U64_MAX or end > _U64_MAX:
-                    raise HeaderError(f"tensor {_short(name)}: unknown dtype {dtype!r} or data_offsets "
-                                      f"[{begin}, {end}] out of range")
+                if (dtype not in DTYPE_BITS or begin > _U64_MAX or end > _U64_MAX
+                        or (len(shape_text) >= 20 and any(dim > _U64_MAX for dim in shape))):
+                    raise HeaderError(f"tensor {_short(name)}: unknown dtype {dtype!r}, or a shape or "
+                                      f"data_offsets value above 2^64 - 1")
                 size_error = _size_error(dtype, shape, begin, end)
                 offsets[name] = begin << 64 | end if size_error is None else size_error
                 if keep(name):

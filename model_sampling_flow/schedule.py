@@ -89,13 +89,6 @@ def check_shift(shift):
     return value
 
 
-def _is_tensor(value):
-    # torch is not imported here: the checkpoint inspector uses this module's validators on the
-    # standard library alone, and a tensor can only exist once torch has been imported
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(value, torch.Tensor)
-
-
 def check_choice(name, value, choices):
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
@@ -151,6 +144,13 @@ def latent_resolution_shift(latent_shape, vae_factor=SDXL_VAE_FACTOR, base_pixel
         raise ValueError(f"latent_shape must end in (height, width), got {tuple(latent_shape)!r}")
     height, width = latent_shape[-2], latent_shape[-1]
     return resolution_shift(height * vae_factor, width * vae_factor, base_pixels)
+
+
+def _is_tensor(value):
+    # torch is not imported here: the checkpoint inspector uses this module's validators on the
+    # standard library alone, and a tensor can only exist once torch has been imported
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
 
 
 # The network input is the trainer's mapping of sigma; sigma itself stays exact in the sampler math.

@@ -1,6 +1,7 @@
 """Checkpoint inspection and RF detection on real-format safetensors files built here."""
 import json
 import os
+import pathlib
 import struct
 import subprocess
 import sys
@@ -58,6 +59,10 @@ KOHYA_EPS_SPEC = {  # what kohya's writer (and so bluvoll's --flow_model fork) p
 def write_json(path, data):
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(data if isinstance(data, str) else json.dumps(data))
+
+
+def read_json(path):
+    return json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
 
 
 def run_cli(*args, env=None):
@@ -372,7 +377,7 @@ def test_only_the_header_is_read(tmp_path):
 
 
 def test_truncated_files(tmp_path):
-    data = open(save(tmp_path / "full.safetensors", sdxl_state_dict()), "rb").read()
+    data = pathlib.Path(save(tmp_path / "full.safetensors", sdxl_state_dict())).read_bytes()
     (length,) = struct.unpack("<Q", data[:8])
     for name, cut in (("in_header", 8 + length // 2), ("in_data", len(data) - 100), ("in_length", 5)):
         path = tmp_path / f"{name}.safetensors"
@@ -503,11 +508,11 @@ def test_mark_asks_for_force_before_replacing_a_different_or_broken_sidecar(tmp_
     write_json(side, {"prediction_type": "epsilon"})
     assert main(["mark", path]) == 1
     assert "--force" in capsys.readouterr().err
-    assert json.load(open(side)) == {"prediction_type": "epsilon"}         # untouched
+    assert read_json(side) == {"prediction_type": "epsilon"}         # untouched
     write_json(side, "{broken")
     assert main(["mark", path]) == 1 and "--force" in capsys.readouterr().err
     assert main(["mark", path, "--force", "--shift", "4"]) == 0
-    assert json.load(open(side))["shift"] == 4.0
+    assert read_json(side)["shift"] == 4.0
     assert main(["mark", path, "--shift", "4"]) == 0                      # the same content: no --force needed
     assert main(["mark", path, "--shift", "5"]) == 1
     assert sorted(os.listdir(tmp_path)) == ["model.flow.json", "model.safetensors"]   # no temporary left
@@ -534,7 +539,7 @@ def test_mark_writes_atomically(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(OSError, match="disk full"):
         write_sidecar(path, {"shift": 3.0}, force=True)
-    assert json.load(open(sidecar_path(path))) == {"prediction_type": "epsilon"}
+    assert read_json(sidecar_path(path)) == {"prediction_type": "epsilon"}
     assert sorted(os.listdir(tmp_path)) == ["model.flow.json", "model.safetensors"]
 
 
@@ -575,7 +580,7 @@ def test_inspect_runs_with_the_standard_library_alone(tmp_path):
     assert "rectified flow  YES" in result.stdout and "shift 6" in result.stdout
     assert run_cli("inspect", "--json", path, env=env).returncode == 0
     assert run_cli("mark", path, env=env).returncode == 0
-    assert json.load(open(sidecar_path(path)))["timestep_mapping"] == "floor_1000"
+    assert read_json(sidecar_path(path))["timestep_mapping"] == "floor_1000"
 
 
 def test_a_deep_sidecar_or_scheduler_config_prints_in_text_and_json(tmp_path, capsys):
@@ -588,3 +593,16 @@ def test_a_deep_sidecar_or_scheduler_config_prints_in_text_and_json(tmp_path, ca
         assert main(args) == 0
         assert "shift must be a number, got a JSON array" in capsys.readouterr().out
     assert main(["mark", str(root)]) == 1 and "--force" in capsys.readouterr().err
+
+
+def test_a_checkpoint_with_a_merged_loras_metadata_is_still_a_checkpoint(tmp_path):
+    path = save(tmp_path / "merged-RF.safetensors", sdxl_state_dict(), {"ss_network_module": "networks.lora"})
+    report = inspect_checkpoint(path)
+    assert report.facts.kind == "checkpoint" and report.verdict.is_rf and report.verdict.source == "hint"
+
+
+def test_a_diffusers_folder_name_is_a_hint_for_the_folder_and_its_unet_file(tmp_path):
+    root = diffusers_folder(tmp_path / "NoobAI-Flux2VAE-RectifiedFlow", {"_class_name": "EulerDiscreteScheduler"})
+    for path in (root, root / "unet" / "diffusion_pytorch_model.safetensors"):
+        verdict = inspect_checkpoint(path).verdict
+        assert verdict.is_rf and verdict.source == "hint" and "folder name" in verdict.reason

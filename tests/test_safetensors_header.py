@@ -65,6 +65,10 @@ def write(path, header, data=b"", length=None):
 U8 = '"dtype":"U8","shape":[2],"data_offsets":[0,2]'
 CASES = {
     "repeated tensor, the last wins": ('{"a":{%s},"a":{%s}}' % (U8, U8), b"\0\0", True),
+    "repeated tensor, first with a wrong size": ('{"a":{"dtype":"F4","shape":[3],"data_offsets":[0,2]},"a":{%s}}'
+                                                 % U8, b"\0\0", True),
+    "repeated tensor, first not a u64": ('{"a":{"dtype":"U8","shape":[99999999999999999999],"data_offsets":[0,0]},'
+                                         '"a":{%s}}' % U8, b"\0\0", False),
     "__metadata__ twice": ('{"__metadata__":{},"__metadata__":{},"a":{%s}}' % U8, b"\0\0", False),
     "__metadata__ null": ('{"__metadata__":null,"a":{%s}}' % U8, b"\0\0", True),
     "__metadata__ a list": ('{"__metadata__":[],"a":{%s}}' % U8, b"\0\0", False),

@@ -5,8 +5,9 @@ loaded checkpoint into a `Decision`; the script then applies or removes the back
 """
 from typing import NamedTuple, Optional
 
-from model_sampling_flow.schedule import (DEFAULT_SHIFT, DEFAULT_TIMESTEP_MAPPING, TIMESTEP_MAPPINGS,
-                                         check_number)
+from model_sampling_flow.checkpoint import inspect_cached as _inspect_cached
+from model_sampling_flow.schedule import (DEFAULT_SHIFT, DEFAULT_TIMESTEP_MAPPING, MAX_SHIFT, MIN_SHIFT,
+                                         TIMESTEP_MAPPINGS, parse_number)
 from model_sampling_flow.settings import INFOTEXT_KEYS, FlowSettings
 
 MODES = ("Off", "Auto", "On")
@@ -14,10 +15,7 @@ VIEW_CHOICES = ("ve", "flow")
 # processing-object attribute the XYZ plot axes write; the script reads it before its own arguments
 OVERRIDES_ATTR = "flow_sampling_overrides"
 # The accordion's slider spans 0.1 .. 12 (what RF-SDXL trainers use); the API, XYZ and infotext may
-# go beyond it up to MAX_SHIFT. Far above it the VE table leaves float32 (shift 1e35 is inf).
-MAX_SHIFT = 100.0
-
-from model_sampling_flow.checkpoint import inspect_cached as _inspect_cached
+# go beyond it within the core's range (schedule.MIN_SHIFT .. MAX_SHIFT: finite, strictly increasing tables).
 
 
 def _auto_verdict(path):
@@ -27,7 +25,7 @@ def _auto_verdict(path):
         return False, "the loaded model has no checkpoint file", {}
     try:
         verdict = _inspect_cached(path).verdict
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, TypeError) as error:
         return False, f"not inspected: {error}", {}
     return verdict.is_rf, verdict.reason, (dict(verdict.marker) if verdict.is_rf else {})
 
@@ -58,9 +56,9 @@ def check_mode(mode):
 
 
 def check_flow_shift(shift):
-    """A finite shift in (0, MAX_SHIFT]; ValueError naming 'Flow shift' otherwise."""
-    value = check_number("Flow shift", shift, minimum=0.0, strict_minimum=True, maximum=MAX_SHIFT)
-    return float(value)
+    """A shift in the core's range [MIN_SHIFT, MAX_SHIFT] (text such as a pasted "3.0" is read as a
+    number); ValueError naming 'Flow shift' otherwise."""
+    return parse_number("Flow shift", shift, minimum=MIN_SHIFT, maximum=MAX_SHIFT)
 
 
 def check_mapping(mapping):
