@@ -112,17 +112,13 @@ def tiny_sdxl(seed=0):
                                             offload_device=torch.device("cpu"))
 
 
-def ExactVelocityUNet(field):
-    """The exact-velocity stand-in network (flow_test_support.models) for `field`.
-
-    The network sees x = calculate_input(sigma, x_host) and timestep = 1000 * sigma (the
-    continuous mapping), so sigma = timestep / 1000 recovers the flow time exactly.
-    """
-    return models.exact_velocity_network(field)
+# The network sees x = calculate_input(sigma, x_host) and timestep = 1000 * sigma (the continuous
+# mapping), so sigma = timestep / 1000 recovers the flow time exactly.
+ExactVelocityUNet = models.ExactVelocityNetwork
 
 
 def is_exact_velocity(network):
-    return type(network).__name__ == "ExactVelocityNetwork"
+    return isinstance(network, ExactVelocityUNet)
 
 
 def analytic_sdxl(field=None):

@@ -78,14 +78,19 @@ def test_samplers_and_schedulers_in_comfyui_dropdowns(package):
     import comfy.k_diffusion.sampling as kds
     import comfy.samplers
     import nodes
-    ksampler_inputs = nodes.KSampler.INPUT_TYPES()["required"]
+    # the dropdowns a user opens, read in either node API (V1 lists, V3 ("COMBO", {"options": ...}))
+    classes = support.builtin_node_classes("nodes_custom_sampler")
+    ksampler_samplers = support.dropdown(nodes.KSampler, "sampler_name")
+    ksampler_schedulers = support.dropdown(nodes.KSampler, "scheduler")
+    select_samplers = support.dropdown(classes["KSamplerSelect"], "sampler_name")
+    basic_schedulers = support.dropdown(classes["BasicScheduler"], "scheduler")
     for name in SAMPLER_NAMES:
         assert name in comfy.samplers.KSAMPLER_NAMES and name in comfy.samplers.SAMPLER_NAMES
-        assert name in ksampler_inputs["sampler_name"][0]
+        assert name in ksampler_samplers and name in select_samplers
         assert getattr(kds, f"sample_{name}").__name__ == f"sample_{name}"
         assert isinstance(comfy.samplers.sampler_object(name), comfy.samplers.KSAMPLER)
     for name in SCHEDULER_NAMES:
-        assert name in comfy.samplers.SCHEDULER_NAMES and name in ksampler_inputs["scheduler"][0]
+        assert name in comfy.samplers.SCHEDULER_NAMES and name in ksampler_schedulers and name in basic_schedulers
         assert name in comfy.samplers.SCHEDULER_HANDLERS
 
 

@@ -8,7 +8,6 @@ already samples as a flow)."""
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "hosts"))
 import forge_harness as harness  # noqa: E402
 
 

@@ -6,7 +6,6 @@ refusal is earned: sampled anyway, it misses)."""
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "hosts"))
 import forge_harness as harness  # noqa: E402
 
 from webui_extension.forge import REFUSED_AT_CFG_1, REFUSED_SAMPLERS, REFUSED_SCHEDULERS  # noqa: E402

@@ -10,7 +10,6 @@ of the same sampler in the VE view on that schedule computed over the flow range
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "hosts"))
 import reforge_harness as harness  # noqa: E402
 
 from webui_extension.sampler_views import FLOW_VIEW  # noqa: E402

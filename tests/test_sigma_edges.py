@@ -18,7 +18,6 @@ from model_sampling_flow.schedulers import SCHEDULERS, get_sigmas
 from model_sampling_flow.settings import FlowSettings
 from model_sampling_flow.views import flow_schedule_to_ve
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "hosts"))
 FIELD = gaussian_field(0.5, 0.3)
 # every value of the shift widgets: 0.01 steps from 0.01 to 100 (ComfyUI's node), a superset of the
 # webui slider (0.1 .. 12, step 0.05)

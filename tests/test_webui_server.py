@@ -14,7 +14,6 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "hosts"))
 from webui_server import WebuiServer, components_by_elem_id, dependencies_on  # noqa: E402
 
 pytestmark = pytest.mark.webui_server

@@ -8,15 +8,18 @@
 #   FLOW_PYTEST_ARGS="-x" bash tools/test.sh extra pytest arguments for every tier
 #
 # Host tiers run against ../shared/hosts/<Host> (or FLOW_HOSTS_DIR, or COMFYUI_DIR, A1111_DIR,
-# REFORGE_DIR, FORGE_DIR, and COMFYUI_LATEST_DIR for the newest ComfyUI); a tier whose host is absent still runs, and its tests skip with the reason.
+# REFORGE_DIR, FORGE_DIR, and COMFYUI_LATEST_DIR for the newest ComfyUI); a tier whose host is
+# absent still runs, and its tests skip with the reason.
 # Each tier's output is streamed with its name in front; per-tier durations are printed at the end.
 # Exit status: 0 only when every tier passed and collected at least one test.
 source "$(dirname "$0")/env.sh"
 ensure_project_env
+cd "$ROOT"
 
 HOSTS="${FLOW_HOSTS_DIR:-$ROOT/../shared/hosts}"
 HOST_VENVS="${FLOW_HOST_VENVS:-$ROOT}"
 LOGS="${FLOW_TEST_LOGS:-$(mktemp -d "${TMPDIR:-/tmp}/flow-test-logs.XXXXXX")}"
+mkdir -p "$LOGS"
 TIER_TIMEOUT="${FLOW_TIER_TIMEOUT:-4800}"   # seconds; the slowest tier took ~25 min on a loaded machine
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}" PYTHONUNBUFFERED=1
 export PYTHONDONTWRITEBYTECODE=1            # never write caches into host snapshots
@@ -46,25 +49,27 @@ venv_for() {
     echo "$venv/bin/python"
 }
 
-# ---- the tiers: name, then the function that runs it (one line each in TIERS) -------------------
-# A tier function prints nothing itself; it runs pytest (with "$@" = shared args) in its environment.
+# ---- the tiers ----------------------------------------------------------------------------------
+# A tier runs one pytest process (extra arguments "$@") in its environment and prints nothing else.
 tier_host_free() { "$VENV/bin/python" -m pytest -m "not host" "$@"; }
 
-tier_comfyui_with() {   # DIR variable, host folder, venv kind (comfyui_venv.sh), pytest args
-    local python="$VENV/bin/python" dir kind="$3"
+# tier_comfyui DIR_VARIABLE HOST_FOLDER VENV_KIND: ComfyUI is imported in the pytest process, so the
+# tier's pytest runs in that ComfyUI version's venv (tests/hosts/comfyui_venv.sh VENV VENV_KIND)
+tier_comfyui() {
+    local python="$VENV/bin/python" dir kind="$3" venv="$HOST_VENVS/.venv-comfyui"
     dir="$(host_dir "$1" "$2")"; shift 3
+    [ "$kind" = latest ] && venv="$venv-latest"
     if [ -n "$dir" ]; then
-        local venv="$HOST_VENVS/.venv-comfyui"; [ "$kind" = latest ] && venv="$venv-latest"
-        python="$(venv_for "$venv" "$ROOT/tests/hosts/comfyui_venv.sh" "$kind" "$ROOT"/tests/hosts/comfyui*.txt \
-            "$ROOT/tests/hosts/requirements-nodeps.txt")"
+        python="$(venv_for "$venv" "$ROOT/tests/hosts/comfyui_venv.sh" "$kind" \
+            "$ROOT"/tests/hosts/comfyui*.txt "$ROOT/tests/hosts/requirements-nodeps.txt")"
     fi
     COMFYUI_DIR="$dir" "$python" -m pytest -m comfyui "$@"
 }
-tier_comfyui() { tier_comfyui_with COMFYUI_DIR ComfyUI pinned "$@"; }
-tier_comfyui_latest() { tier_comfyui_with COMFYUI_LATEST_DIR ComfyUI-latest latest "$@"; }
 
-tier_webui() {   # marker, host folder, DIR variable, PYTHON variable, installer, pytest args
-    local marker="$1" folder="$2" dir_var="$3" python_var="$4" installer="$5"; shift 5
+# tier_webui MARKER HOST_FOLDER DIR_VARIABLE PYTHON_VARIABLE INSTALLER: pytest in the project venv drives
+# the webui in its own venv (PYTHON_VARIABLE, else .venv-MARKER built by INSTALLER) as a subprocess
+tier_webui() {
+    local marker="$1" folder="$2" dir_var="$3" python_var="$4" installer="$ROOT/$5"; shift 5
     local dir; dir="$(host_dir "$dir_var" "$folder")"
     if [ -n "$dir" ]; then
         export "$dir_var=$dir"
@@ -72,9 +77,6 @@ tier_webui() {   # marker, host folder, DIR variable, PYTHON variable, installer
     fi
     "$VENV/bin/python" -m pytest -m "$marker" "$@"
 }
-tier_a1111() { tier_webui a1111 A1111 A1111_DIR A1111_PYTHON "$ROOT/tests/hosts/a1111_venv.sh" "$@"; }
-tier_reforge() { tier_webui reforge reForge REFORGE_DIR REFORGE_PYTHON "$ROOT/tests/hosts/reforge_venv.sh" "$@"; }
-tier_forge() { tier_webui forge Forge FORGE_DIR FORGE_PYTHON "$ROOT/tests/hosts/forge_venv.sh" "$@"; }
 
 webui_host_env() {   # host folder, DIR variable, PYTHON variable, venv name, installer: export both if found
     local dir; dir="$(host_dir "$2" "$1")"
@@ -91,26 +93,27 @@ tier_webui_server() {   # every webui's real server (launch.py), checked over HT
     "$VENV/bin/python" -m pytest -m webui_server "$@"
 }
 
-# in start order: quick feedback first, then the longest host tiers; a new tier is one line here
-# (its marker registered in pyproject.toml and mapped in tests/conftest.py)
+# One line per tier, in start order (quick feedback first, then the longest host tiers):
+#   name  command [arguments]    (a new tier's marker goes in pyproject.toml and tests/conftest.py)
 TIERS=(
-    "host-free tier_host_free"
-    "a1111 tier_a1111"
-    "reforge tier_reforge"
-    "forge tier_forge"
-    "webui-server tier_webui_server"
-    "comfyui tier_comfyui"
-    "comfyui-latest tier_comfyui_latest"
+    "host-free       tier_host_free"
+    "a1111           tier_webui a1111 A1111 A1111_DIR A1111_PYTHON tests/hosts/a1111_venv.sh"
+    "reforge         tier_webui reforge reForge REFORGE_DIR REFORGE_PYTHON tests/hosts/reforge_venv.sh"
+    "forge           tier_webui forge Forge FORGE_DIR FORGE_PYTHON tests/hosts/forge_venv.sh"
+    "webui-server    tier_webui_server"
+    "comfyui         tier_comfyui COMFYUI_DIR ComfyUI pinned"
+    "comfyui-latest  tier_comfyui COMFYUI_LATEST_DIR ComfyUI-latest latest"
 )
 
 # ---- runner -------------------------------------------------------------------------------------
 selected=("$@")
-run_tier() {   # name function: runs in the background, writes LOGS/name.{log,status,seconds}
-    local name="$1" function="$2" start=$SECONDS status
+run_tier() {   # name command...: runs in the background, writes LOGS/name.{log,status,seconds}
+    local name="$1" start=$SECONDS status; shift
+    local command="$*"
     set +e
     # shellcheck disable=SC2086
-    timeout --kill-after=60 "$TIER_TIMEOUT" bash -c "$function -p no:cacheprovider ${FLOW_PYTEST_ARGS:-}" 2>&1 \
-        | awk -v p="[$name] " '{ print p $0; fflush() }' | tee "$LOGS/$name.log"
+    timeout --kill-after=60 "$TIER_TIMEOUT" bash -c "$command -p no:cacheprovider ${FLOW_PYTEST_ARGS:-}" 2>&1 \
+        | while IFS= read -r line; do printf '[%s] %s\n' "$name" "$line"; done | tee "$LOGS/$name.log"
     status=${PIPESTATUS[0]}
     echo "$status" > "$LOGS/$name.status"
     echo $((SECONDS - start)) > "$LOGS/$name.seconds"
@@ -121,17 +124,16 @@ run_tier() {   # name function: runs in the background, writes LOGS/name.{log,st
     printf '== tier %s %s in %dm%02ds ==\n' "$name" "$verdict" $(((SECONDS - start) / 60)) $(((SECONDS - start) % 60))
 }
 
-export -f host_dir venv_for tier_host_free tier_comfyui_with tier_comfyui tier_comfyui_latest tier_webui \
-    tier_a1111 tier_reforge tier_forge webui_host_env tier_webui_server
+export -f host_dir venv_for tier_host_free tier_comfyui tier_webui webui_host_env tier_webui_server
 export ROOT VENV HOSTS HOST_VENVS
 echo "test tiers, logs in $LOGS (FLOW_JOBS=${FLOW_JOBS:-all})"
 names=()
 for entry in "${TIERS[@]}"; do
-    read -r name function <<< "$entry"
+    read -r name command <<< "$entry"
     if [ ${#selected[@]} -gt 0 ] && [[ ! " ${selected[*]} " == *" $name "* ]]; then continue; fi
     while [ -n "${FLOW_JOBS:-}" ] && [ "$(jobs -rp | wc -l)" -ge "$FLOW_JOBS" ]; do sleep 2; done
     names+=("$name")
-    run_tier "$name" "$function" &
+    run_tier "$name" $command &
 done
 if [ ${#names[@]} -eq 0 ]; then
     echo "no such tier: ${selected[*]} (tiers: $(printf '%s ' "${TIERS[@]%% *}"))" >&2

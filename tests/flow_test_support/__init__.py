@@ -6,6 +6,6 @@ each host's own Python (ComfyUI old and new, A1111, reForge, Forge).
 - `models`: the tiny SDXL UNet configuration and the exact-velocity stand-in network.
 - `bar`: the acceptance bar (data distribution and the mean / std tolerances).
 
-Stdlib only at import time (torch is imported inside the functions that need it), so any
-interpreter can import it with this folder's parent (tests/) on sys.path.
+Stdlib only (`models` imports torch), so any host's interpreter can import it with this folder's
+parent (tests/) on sys.path.
 """

@@ -1,6 +1,8 @@
 """Tiny SDXL configuration and the exact-velocity stand-in network, shared by the ComfyUI and
 reForge host tests (both build SDXL with the same `supported_models.SDXL(unet_config)` API).
+Imports torch (every interpreter that builds models has it); the rest of the package is stdlib only.
 """
+import torch
 
 # An SDXL-architecture UNet at 32 channels: every SDXL block type (ADM vector conditioning 2816 wide,
 # 2048-wide cross attention, linear transformer in/out), small enough to run on CPU in milliseconds.
@@ -20,7 +22,6 @@ def tiny_sdxl_model(supported_models, seed=0):
 
     supported_models: the host's module (comfy.supported_models or ldm_patched.modules.supported_models).
     """
-    import torch
     config = supported_models.SDXL(dict(TINY_SDXL_UNET, dtype=torch.float32))
     config.unet_config["num_head_channels"] = TINY_SDXL_HEAD_CHANNELS
     config.set_inference_dtype(torch.float32, None)
@@ -33,7 +34,7 @@ def tiny_sdxl_model(supported_models, seed=0):
     return model
 
 
-def exact_velocity_network(field, timestep_to_sigma=None, sigma_clamp=None):
+class ExactVelocityNetwork(torch.nn.Module):
     """A diffusion-model stand-in returning the exact RF velocity of `field`.
 
     It receives the flow input x (B, C, H, W) and timesteps (B,); sigma = timestep_to_sigma(t)
@@ -43,30 +44,32 @@ def exact_velocity_network(field, timestep_to_sigma=None, sigma_clamp=None):
     It records every call: `calls`, `timesteps_seen` (first timestep of each call), `last_timesteps`;
     set `fail_at_call = n` to make call n and later raise RuntimeError.
     """
-    import torch
+    dtype = torch.float32
 
-    class ExactVelocityNetwork(torch.nn.Module):
-        dtype = torch.float32
+    def __init__(self, field, timestep_to_sigma=None, sigma_clamp=None):
+        super().__init__()
+        self.field = field
+        self.timestep_to_sigma = timestep_to_sigma
+        self.sigma_clamp = sigma_clamp
+        self.register_buffer("anchor", torch.zeros(1))   # gives the module a device
+        self.calls = 0
+        self.timesteps_seen = []
+        self.last_timesteps = None
+        self.fail_at_call = None
 
-        def __init__(self):
-            super().__init__()
-            self.field = field
-            self.register_buffer("anchor", torch.zeros(1))   # gives the module a device
-            self.calls = 0
-            self.timesteps_seen = []
-            self.last_timesteps = None
-            self.fail_at_call = None
+    def forward(self, x, timesteps, context=None, y=None, control=None, transformer_options={}, **kwargs):
+        self.calls += 1
+        if self.fail_at_call is not None and self.calls >= self.fail_at_call:
+            raise RuntimeError("exact-velocity network: failure requested by the test")
+        self.last_timesteps = timesteps.detach().clone()
+        self.timesteps_seen.append(float(timesteps.reshape(-1)[0]))
+        t = timesteps.double()
+        sigma = t / 1000.0 if self.timestep_to_sigma is None else self.timestep_to_sigma(t)
+        if self.sigma_clamp is not None:
+            sigma = sigma.clamp(*self.sigma_clamp)
+        return self.field.velocity(x.double(), sigma).to(x.dtype)
 
-        def forward(self, x, timesteps, context=None, y=None, control=None, transformer_options={}, **kwargs):
-            self.calls += 1
-            if self.fail_at_call is not None and self.calls >= self.fail_at_call:
-                raise RuntimeError("exact-velocity network: failure requested by the test")
-            self.last_timesteps = timesteps.detach().clone()
-            self.timesteps_seen.append(float(timesteps.reshape(-1)[0]))
-            t = timesteps.double()
-            sigma = t / 1000.0 if timestep_to_sigma is None else timestep_to_sigma(t)
-            if sigma_clamp is not None:
-                sigma = sigma.clamp(*sigma_clamp)
-            return self.field.velocity(x.double(), sigma).to(x.dtype)
 
-    return ExactVelocityNetwork()
+def exact_velocity_network(field, timestep_to_sigma=None, sigma_clamp=None):
+    """ExactVelocityNetwork(field, timestep_to_sigma, sigma_clamp)."""
+    return ExactVelocityNetwork(field, timestep_to_sigma, sigma_clamp)

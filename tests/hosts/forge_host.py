@@ -7,9 +7,6 @@ component loader from shrunk configs (Forge's SDXL tokenizers, random weights), 
 as a checkpoint load does. Its UNet can be replaced by the exact velocity of N(mean, std^2) data.
 Nothing here is Forge code.
 """
-import enum
-import importlib.abc
-import importlib.machinery
 import json
 import os
 import shutil
@@ -22,53 +19,14 @@ ARGV = ["--always-cpu", "--all-in-fp32", "--clip-in-fp32", "--skip-torch-cuda-te
 
 
 # ------------------------------------------------------------------ import stand-in (torchvision only)
-class _InterpolationMode(enum.Enum):
-    NEAREST = "nearest"
-    NEAREST_EXACT = "nearest-exact"
-    BILINEAR = "bilinear"
-    BICUBIC = "bicubic"
-    BOX = "box"
-    HAMMING = "hamming"
-    LANCZOS = "lanczos"
-
-
-class _Inert(types.ModuleType):
-    """A module whose every missing attribute is an inert class (k_diffusion/utils.py imports torchvision
-    at module level; nothing on the sampling path calls it; CPU torch 2.13 has no torchvision wheel)."""
-
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        if name == "InterpolationMode":
-            return _InterpolationMode
-        value = type(name, (), {"__init__": lambda self, *a, **k: None, "__module__": self.__name__})
-        setattr(self, name, value)
-        return value
-
-
-class _TorchvisionFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "torchvision":
-            return importlib.machinery.ModuleSpec(name, self, is_package=True)
-        return None
-
-    def create_module(self, spec):
-        module = _Inert(spec.name)
-        module.__path__ = []
-        module.__version__ = "0.0.0+stand-in"
-        return module
-
-    def exec_module(self, module):
-        pass
+# tests/flow_test_support/standins.py: k_diffusion/utils.py imports torchvision at module level; nothing on
+# the sampling path calls it; CPU torch 2.13 has no torchvision wheel.
+sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # tests/
+from flow_test_support import standins  # noqa: E402
 
 
 def _stand_in_torchvision():
-    try:
-        import torchvision  # noqa: F401
-    except Exception:
-        for name in [n for n in sys.modules if n.split(".")[0] == "torchvision"]:
-            del sys.modules[name]
-        sys.meta_path.insert(0, _TorchvisionFinder())
+    standins.install("torchvision")
 
 
 def _no_network():

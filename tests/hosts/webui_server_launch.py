@@ -27,29 +27,18 @@ def no_network():
 
 
 def install_stand_ins(kind, host_dir):
-    sys.path.insert(0, HERE)
-    if kind == "a1111":
-        os.environ["A1111_DIR"] = host_dir
-        import a1111_runner
-        sys.meta_path.insert(0, a1111_runner._Finder())
+    sys.path.append(os.path.dirname(HERE))     # tests/: the shared stand-ins
+    from flow_test_support import standins
+    real_ldm = os.path.join(host_dir, "repositories", "stable-diffusion-stability-ai", "ldm", "util.py")
+    if kind in ("a1111", "forge") or os.path.isfile(real_ldm):
+        # only packages without a loadable CPU wheel are stood in for (k_diffusion/utils.py imports
+        # torchvision; A1111's modules import timm)
+        standins.install("torchvision", "timm")
     else:
+        sys.path.insert(0, HERE)
         import reforge_host
-        real_ldm = os.path.join(host_dir, "repositories", "stable-diffusion-stability-ai", "ldm", "util.py")
-        if kind == "forge" or os.path.isfile(real_ldm):
-            # Forge, and reForge with Stability's repositories in place: only packages without a
-            # loadable CPU wheel are stood in for (k_diffusion/utils.py imports torchvision)
-            reforge_host._STAND_IN_ROOTS.clear()
-            sys.meta_path.insert(0, reforge_host._StandInFinder())
-            for root in ("torchvision", "timm"):
-                try:
-                    __import__(root)
-                except Exception:
-                    for key in [k for k in sys.modules if k.split(".")[0] == root]:
-                        del sys.modules[key]
-                    reforge_host._STAND_IN_ROOTS.add(root)
-        else:
-            reforge_host.install_stand_ins(host_dir)
-    sys.path.remove(HERE)
+        reforge_host.install_stand_ins(host_dir)   # + Stability's ldm / sgm, which launch.py would clone
+        sys.path.remove(HERE)
 
 
 def main():
