@@ -4,6 +4,7 @@ Exit codes: 0 success, 1 a file could not be inspected or written, 2 bad command
 Every subcommand is a (configure, run) pair in COMMANDS; adding one (e.g. `bench`) is one entry.
 """
 import argparse
+import math
 import sys
 
 from .schedule import SHIFT_MODES, TIMESTEP_MAPPING_DESCRIPTIONS, TIMESTEP_MAPPINGS
@@ -52,7 +53,8 @@ def _run_inspect(args):
     from .checkpoint import format_report, inspect_checkpoint
     report = inspect_checkpoint(args.file)
     if args.json:
-        print(json.dumps(report.as_dict(), indent=2, sort_keys=True))
+        # strict JSON: a NaN or infinite number read from a sidecar is reported as text
+        print(json.dumps(_finite_json(report.as_dict()), indent=2, sort_keys=True, allow_nan=False))
     else:
         print(format_report(report))
     return 0
@@ -75,11 +77,24 @@ def _configure_mark(parser):
                              "symbolic link at the sidecar path (the link itself, never its target)")
 
 
+def _finite_json(value):
+    """`value` with every NaN or infinite float replaced by its text ("nan", "inf"), recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {key: _finite_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_json(item) for item in value]
+    return value
+
+
 def _run_mark(args):
     from .checkpoint import gather_facts, rf_settings, write_sidecar
     facts = gather_facts(args.file)
-    if facts.kind in ("lora", "vae", "text encoder", "controlnet"):
-        raise ValueError(f"file {args.file!r} is not a checkpoint (it is a {facts.kind}); mark the checkpoint "
+    if facts.kind not in ("checkpoint", "unet"):
+        what = facts.kind if facts.kind != "unknown" else "not recognised as a checkpoint or a UNet"
+        raise ValueError(f"file {args.file!r} is not a checkpoint (it is {'a ' if facts.kind != 'unknown' else ''}"
+                         f"{what}); only a checkpoint or a UNet can be rectified flow: mark the checkpoint "
                          "it is used with instead")
     settings, _ = rf_settings(facts)
     for key, value in (("shift", args.shift), ("timestep_mapping", args.mapping), ("shift_mode", args.shift_mode)):

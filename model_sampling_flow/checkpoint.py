@@ -66,7 +66,10 @@ _KEPT_TENSORS = frozenset(key for layout in _UNET_LAYOUTS for key in layout[1:])
 # one pass over the tensor names: which component each name belongs to (first matching group)
 _COMPONENT_GROUPS = ("lora", "controlnet", "unet", "clip_l", "clip_g", "vae")
 _COMPONENT = re.compile(
-    r"(lora_|lycoris_|.*\.(?:lora_down|lora_up|lora_A|lora_B|hada_w1_a|lokr_w1|oft_blocks)\b)"
+    # kohya (lora_unet_...), LyCORIS (hada_/lokr_/oft_), PEFT (lora_A/B) and diffusers attention
+    # processors (to_q_lora.down, lora.down, lora_linear_layer) name their weights these ways
+    r"(lora_|lycoris_|.*(?:\.lora_down|\.lora_up|\.lora_A|\.lora_B|\.lora\.down|\.lora\.up|_lora\.down|_lora\.up|"
+    r"lora_linear_layer|\.hada_w[12]_|\.lokr_w[12]|\.lokr_t2|\.oft_blocks|\.oft_diag))"
     r"|(control_model\.|controlnet_|.*input_hint_block\.)"
     r"|(model\.diffusion_model\.|diffusion_model\.|input_blocks\.|middle_block\.|output_blocks\.|"
     r"conv_in\.|down_blocks\.|up_blocks\.|unet\.)"
@@ -228,7 +231,7 @@ def _read_small_json(path, what):
     if len(raw) > MAX_SIDECAR_BYTES:
         return None, f"{what} {path!r} is larger than {MAX_SIDECAR_BYTES} bytes; ignored"
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8-sig"))     # Notepad and PowerShell 5 write a BOM
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         return None, f"{what} {path!r} is not valid JSON ({type(error).__name__}); ignored"
     if not isinstance(data, dict):

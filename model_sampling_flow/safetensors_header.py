@@ -236,6 +236,9 @@ def read_header(path, keep=_keep_all, keep_metadata=_keep_all):
         try:
             return _read(path, handle, prefix, file_bytes, keep, keep_metadata)
         except HeaderError:
+            handle.seek(8)
+            if handle.read(1) == b"{":      # a safetensors header that is damaged or truncated
+                raise
             foreign = _foreign_format(prefix)
             if foreign is None and path.lower().endswith(PICKLE_SUFFIXES):
                 foreign = f"a {os.path.splitext(path)[1]} file, a pickle-based format"

@@ -199,6 +199,16 @@ def test_diffusers_layout_and_inpaint_channels(tmp_path):
                                            "lora_unet_input_blocks_1_0.lora_down.weight": torch.ones(4, 8)},
      {"ss_network_module": "networks.lora", "ss_training_comment": "rectified flow"}, "lora"),
     ("rectified-flow-peft.safetensors", {"unet.down_blocks.0.attn.to_q.lora_A.weight": torch.ones(4, 8)}, {}, "lora"),
+    # diffusers attention-processor LoRAs and LyCORIS LoKr, with no kohya prefix or metadata
+    ("NoobAI-RF-diffusers-lora.safetensors",
+     {"unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.processor.to_q_lora.down.weight": torch.ones(4, 8),
+      "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.processor.to_q_lora.up.weight": torch.ones(8, 4)},
+     {}, "lora"),
+    ("rf-lora-linear-layer.safetensors",
+     {"unet.mid_block.attentions.0.transformer_blocks.0.attn2.to_k.lora_linear_layer.down.weight": torch.ones(4, 8)},
+     {}, "lora"),
+    ("ChenkinRF-lokr.safetensors", {"input_blocks.1.0.lokr_w1_a": torch.ones(4, 4), "input_blocks.1.0.lokr_w2_b": torch.ones(4, 4)},
+     {}, "lora"),
     ("flux2-vae-RF.safetensors", {"encoder.conv_in.weight": torch.ones(1), "decoder.conv_out.weight": torch.ones(1)},
      {}, "vae"),
     ("nyaflow-te.safetensors", {"text_model.embeddings.position_ids": torch.ones(1)}, {}, "text encoder"),
@@ -374,6 +384,46 @@ def test_only_the_header_is_read(tmp_path):
         handle.seek(8 + length)
         handle.write(b"\xff" * (header.file_bytes - 8 - length))
     assert read_header(path).tensors == header.tensors
+
+
+@pytest.mark.parametrize("first_bytes", [b"\x80\x02", b"PK"])
+def test_a_truncated_file_whose_length_looks_like_a_pickle_is_called_truncated(tmp_path, first_bytes):
+    metadata = {"pad": ""}
+    while True:     # pad the header until its length field starts with the pickle / zip bytes
+        data = pathlib.Path(save(tmp_path / "full.safetensors", {"w": torch.zeros(1)}, metadata)).read_bytes()
+        if data[:2] == first_bytes:
+            break
+        metadata["pad"] += "x" * (1 if first_bytes == b"PK" else 8)
+        if len(metadata["pad"]) > 70000:
+            pytest.skip("no header length with these first bytes in range")
+    path = tmp_path / "cut.safetensors"
+    path.write_bytes(data[:-2])
+    with pytest.raises(ValueError, match="truncated") as error:
+        inspect_checkpoint(path)
+    assert "pickle" not in str(error.value) and "zip" not in str(error.value)
+
+
+def test_mark_refuses_a_file_that_is_not_a_checkpoint_or_a_unet(tmp_path, capsys):
+    path = save(tmp_path / "embedding_rectified_flow.safetensors", {"clip_g": torch.ones(2, 8), "clip_l": torch.ones(2, 8)})
+    assert inspect_checkpoint(path).facts.kind == "unknown"
+    assert main(["mark", path]) == 1
+    assert "not a checkpoint" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "embedding_rectified_flow.flow.json")
+
+
+def test_a_sidecar_with_a_byte_order_mark_is_read(tmp_path):
+    path = save(tmp_path / "model.safetensors", sdxl_state_dict())
+    (tmp_path / "model.flow.json").write_bytes(b"\xef\xbb\xbf" + json.dumps({"prediction_type": "epsilon"}).encode())
+    report = inspect_checkpoint(path)
+    assert report.verdict.is_rf is False and report.verdict.source == "sidecar"
+
+
+def test_json_report_is_strict_json_with_a_nan_in_the_sidecar(tmp_path, capsys):
+    path = save(tmp_path / "model.safetensors", sdxl_state_dict())
+    (tmp_path / "model.flow.json").write_text('{"prediction_type": "rectified_flow", "shift": NaN}')
+    assert main(["inspect", "--json", path]) == 0
+    out = capsys.readouterr().out
+    json.loads(out, parse_constant=lambda name: pytest.fail(f"non-standard JSON constant {name}"))
 
 
 def test_truncated_files(tmp_path):
