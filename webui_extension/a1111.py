@@ -357,8 +357,10 @@ def make_webui_sampler(entry):
                 f"The '{entry.label}' sampler samples rectified-flow models and needs Flow sampling on "
                 f"(Flow sampling accordion: On, or Auto with a checkpoint marked rectified flow). Choose "
                 f"another sampler for this checkpoint.")
-        if denoiser.processing is not None:      # e.g. Align Your Steps: refuse before checking its sigmas
-            message = refusal(denoiser.processing)
+        denoiser = model if isinstance(model, FlowDenoiser) else getattr(model, "model_wrap", None)
+        processing = denoiser.processing if isinstance(denoiser, FlowDenoiser) else None   # A1111's own only
+        if processing is not None:      # e.g. Align Your Steps: refuse before checking its sigmas
+            message = refusal(processing)
             if message is not None:
                 raise FlowSamplingError(message)
         kwargs = {name: value for name, value in options.items() if name in accepts and name != "noise_sampler"}

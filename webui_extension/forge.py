@@ -50,8 +50,6 @@ _VE_CONSISTENCY = ("is the sampler for latent-consistency-distilled models: it r
 # Measured on the exact RF field (docs/forge.md); the reasons say why they cannot be right.
 REFUSED_SAMPLERS = {
     "LCM": _VE_CONSISTENCY,
-    "DPM adaptive": "its step-size control (absolute tolerance in x) misses a flow model's distribution over "
-                    "the VE view's sigma range (measured std 0.38 for 0.30 at the default tolerances)",
 }
 # Listed by Forge Neo (from its source; not run here): its flow-parameterised ancestral sampler divides
 # by 1 - sigma, which the VE view's sigmas (up to ~3e4) break

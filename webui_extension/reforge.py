@@ -17,13 +17,10 @@ PLMS and UniPC read `alphas_cumprod`, the ldm_patched ("Comfy") samplers read th
 * `sd_model.alphas_cumprod` is 1 / (1 + sigma_ve^2) of the same table (reForge's own SD3 model
   derives it the same way), which makes DDIM, PLMS and UniPC exact in the VE view.
 
-The VE view is the model-level patch whatever the settings say: reForge's stochastic samplers, its
+The VE view is used on reForge whatever the settings say: reForge's k-diffusion samplers, its
 img2img rule `x + noise * sigma`, and ldm_patched's non-CONST branches are exactly right for a
 flow model seen as a VE model; the native flow view would send the stochastic samplers down
-their VE formulas with flow sigmas. Per pass (`before_sampling`, webui_extension.sampler_views):
-a deterministic k-diffusion sampler on a txt2img pass gets the native flow view instead (this
-pass's unet is a clone carrying `FlowModelSampling`, what Advanced Model Sampling's flow mode
-gives it), and every other pass gets its schedule computed over the flow range and mapped to VE.
+their VE formulas with flow sigmas.
 
 `remove()` puts every replaced object back (the very objects, so the output is bit-identical to
 never having enabled flow) and also undoes an object patch left applied on the model by a
@@ -34,11 +31,10 @@ import weakref
 
 import torch
 
-from model_sampling_flow.model_sampling import FlowModelSampling, FlowVEModelSampling
+from model_sampling_flow.model_sampling import FlowVEModelSampling
 from model_sampling_flow.views import alphas_cumprod_from_ve
 from model_sampling_flow.settings import FlowSettings
 
-from . import sampler_views
 from .backend import (Backend, FlowSamplingError, latent_shape_for, model_sampling_for_pass,
                       refusal_message)
 
@@ -125,14 +121,6 @@ class _State:
         self.clones = {}            # id(our clone) -> (our clone, the unet it replaced)
         self.create_denoiser = _MISSING
         self.alphas_cumprod = _MISSING
-        self.flow_model_sampling = None     # the native flow view of the same shift, for per-pass use
-
-    def flow_view(self):
-        ms = self.model_sampling
-        if self.flow_model_sampling is None or (self.flow_model_sampling.shift, self.flow_model_sampling.
-                                                timestep_mapping) != (ms.shift, ms.timestep_mapping):
-            self.flow_model_sampling = FlowModelSampling(shift=ms.shift, timestep_mapping=ms.timestep_mapping)
-        return self.flow_model_sampling
 
 
 def _settings_for_reforge(settings):
@@ -186,14 +174,6 @@ def _is_flow_denoiser(obj):
     return type(obj) in _denoiser_classes.values()
 
 
-def _drop_pass_clones(sd_model):
-    """Put back the unet a per-pass flow-view clone replaced (before_sampling made it)."""
-    for container, unet in list(_forge_unets(sd_model)):
-        base = getattr(unet, "flow_sampling_pass_base", None)
-        if base is not None:
-            container.unet = base
-
-
 def _restore_model_attribute(unet, model_sampling):
     """Undo our object patch on the shared BaseModel if a sampling left it applied."""
     model = unet.model
@@ -244,7 +224,6 @@ class ReforgeBackend(Backend):
 
     def _install(self, sd_model, state):
         """Make every unet reForge builds forge_objects from carry our model sampling."""
-        _drop_pass_clones(sd_model)
         ms = state.model_sampling
         for container, unet in _forge_unets(sd_model):
             if unet.object_patches.get("model_sampling") is ms:
@@ -283,11 +262,8 @@ class ReforgeBackend(Backend):
         if state is None:
             return
         ms = state.model_sampling
-        _drop_pass_clones(sd_model)
         for container, unet in _forge_unets(sd_model):
             _restore_model_attribute(unet, ms)
-            if state.flow_model_sampling is not None:
-                _restore_model_attribute(unet, state.flow_model_sampling)
             if id(unet) in state.clones:
                 container.unet = state.clones[id(unet)][1]
             elif isinstance(unet.object_patches.get("model_sampling"), FlowVEModelSampling):
@@ -335,29 +311,9 @@ class ReforgeBackend(Backend):
             else:   # the sampler was built before flow was switched on for this model
                 sampler.model_wrap = sampler.model_wrap_cfg.model_wrap = \
                     make_denoiser(sd_model, state.model_sampling)
-            self._set_pass_view(p, sd_model, state, sampler)
         message = self.refusal(p)
         if message is not None and sampler is not None and hasattr(sampler, "func"):
             sampler.func = _refusing(message)
-
-    def _set_pass_view(self, p, sd_model, state, sampler):
-        """Deterministic txt2img: this pass's unet in the native flow view; otherwise VE with the
-        webui schedule computed over the flow range. Only this generation's forge_objects changes."""
-        config = getattr(sampler, "config", None)
-        label = getattr(config, "name", None) or getattr(p, "sampler_name", None)
-        img2img = bool(getattr(p, "is_hr_pass", False)) or hasattr(p, "init_images")
-        flow_ms = state.flow_view()
-        if sampler_views.view_for_sampler(label, img2img=img2img) == sampler_views.FLOW:
-            forge_objects = sd_model.forge_objects
-            clone = forge_objects.unet.clone()
-            clone.add_object_patch("model_sampling", flow_ms)
-            clone.flow_sampling_pass_base = forge_objects.unet
-            forge_objects.unet = clone
-            sampler.model_wrap.set_model_sampling(flow_ms)
-        elif label in sampler_views.FLOW_RANGE_SCHEDULE:
-            sampler_views.schedule_over_flow_range(sampler, make_denoiser(sd_model, flow_ms),
-                                                   state.model_sampling.ve_schedule)
-        sampler_views.brownian_noise_within_interval(sampler)
 
     def refusal(self, p):
         """Why flow sampling cannot be right for p's sampler or scheduler, or None."""
