@@ -68,8 +68,10 @@ REFUSED_WITH_COMFY_BACKEND = {
     "DPM adaptive": "with the 'ldm patched (Comfy)' sampling backend its adaptive step control misses "
                     "a flow model's distribution (the 'A1111' backend's DPM adaptive is right)",
 }
-# ODE Custom runs the solver chosen in Settings; these are the adaptive ones refused above
-REFUSED_ODE_CUSTOM_SOLVERS = ("dopri5", "dopri8")
+# ODE Custom runs the solver chosen in Settings. With its own default tolerances (rtol 1e-3, atol 1e-4)
+# and dopri5 it lands on the distribution (mean 0.498, std 0.319 at 256 steps in this stop's sweep);
+# dopri8 is not measured and stays refused with ODE (Dopri5)'s reason
+REFUSED_ODE_CUSTOM_SOLVERS = ("dopri8",)
 
 # Schedulers that cannot be right for a flow model. A flow model in the VE view spans sigma from
 # 0.003 to 3e4 (SDXL's EPS schedule: 0.03 to 14.6). These place their steps by fixed numbers or
