@@ -112,8 +112,10 @@ def test_refusals_name_the_sampler_schedule_or_setting(monkeypatch):
     assert "'Beta'" in backend.refusal(_processing(scheduler="Beta"))
     assert "'DDIM CFG++'" in backend.refusal(_processing(sampler_name="DDIM CFG++", cfg_scale=1.0))
     assert backend.refusal(_processing(sampler_name="DDIM CFG++", cfg_scale=2.0)) is None
-    hires = _processing(enable_hr=True, hr_sampler_name="DPM adaptive", hr_scheduler="Use same scheduler")
-    assert "'DPM adaptive'" in backend.refusal(hires)
+    hires = _processing(enable_hr=True, hr_sampler_name="LCM", hr_scheduler="Use same scheduler")
+    assert "'LCM'" in backend.refusal(hires)
+    # DPM adaptive is accepted: forced through Forge's own process_images it lands on the distribution
+    assert backend.refusal(_processing(sampler_name="DPM adaptive")) is None
     _fake_webui_options(monkeypatch, use_old_karras_scheduler_sigmas=True)
     assert backend.refusal(_processing()) == OLD_KARRAS_MESSAGE
 
