@@ -21,8 +21,6 @@ import argparse
 import asyncio
 import atexit
 import contextlib
-import importlib.abc
-import importlib.machinery
 import io
 import json
 import logging
@@ -132,21 +130,6 @@ def our_pairs(field, noise, exact, shift, budgets):
     return out
 
 
-class _TorchvisionStandIn(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Answers torchvision submodule imports with empty modules (RES4LYF imports transforms.v2 at load)."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name.startswith("torchvision."):
-            return importlib.machinery.ModuleSpec(name, self, is_package=True)
-
-    def create_module(self, spec):
-        from conftest import make_stand_in
-        return make_stand_in(spec.name)
-
-    def exec_module(self, module):
-        pass
-
-
 def load_comfyui(comfy_dir, res4lyf_dir=None):
     """Import ComfyUI (a temporary copy with RES4LYF in custom_nodes/ when res4lyf_dir is given)."""
     sys.path.insert(0, os.path.join(ROOT, "tests"))
@@ -188,7 +171,8 @@ def load_comfyui(comfy_dir, res4lyf_dir=None):
             nested = types.ModuleType("comfy.nested_tensor")
             nested.NestedTensor = type("NestedTensor", (), {})
             sys.modules["comfy.nested_tensor"] = comfy.nested_tensor = nested
-        sys.meta_path.insert(0, _TorchvisionStandIn())
+        from flow_test_support import standins
+        standins.install("torchvision", "torchaudio")   # RES4LYF imports torchvision.transforms.v2
         with contextlib.redirect_stdout(io.StringIO()):
             loaded = asyncio.run(nodes.load_custom_node(os.path.join(comfy_dir, "custom_nodes", "RES4LYF")))
         if not loaded:
