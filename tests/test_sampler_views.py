@@ -52,3 +52,45 @@ def test_schedule_over_flow_range_swaps_the_denoiser_for_one_call_and_maps():
     assert sampler.seen[-1] == "ve denoiser"     # a script's own sigmas are left alone
     views.brownian_noise_within_interval(sampler)
     assert sampler.create_noise_sampler(None, None, None) is None
+
+
+def test_integrate_in_flow_coordinates_equals_the_sampler_run_natively_in_flow():
+    """A k-diffusion Euler on the VE-view denoiser, wrapped, equals the same Euler in flow coordinates
+    on the flow schedule (the exact mixture field as the model): what native flow gives it."""
+    import torch
+    from model_sampling_flow import views as core_views
+    from model_sampling_flow.model_sampling import FlowVEModelSampling
+    from model_sampling_flow.oracles import mixture_field
+    from model_sampling_flow.schedulers import get_sigmas
+
+    field = mixture_field()
+
+    def euler(model, x, sigmas, extra_args=None, callback=None, disable=None):
+        for i in range(len(sigmas) - 1):
+            denoised = model(x, sigmas[i] * x.new_ones([x.shape[0]]), **(extra_args or {}))
+            x = x + (x - denoised) / sigmas[i] * (sigmas[i + 1] - sigmas[i])
+            if callback is not None:
+                callback({"x": x, "i": i, "sigma": sigmas[i], "denoised": denoised})
+        return x
+
+    def ve_denoiser(x_ve, sigma_ve, **extra):
+        sigma = core_views.sigma_from_ve(sigma_ve.double())
+        return field(core_views.x_from_ve(x_ve.double(), sigma_ve.double()), sigma)
+
+    ve_sigmas = get_sigmas(FlowVEModelSampling(3.0), "karras", 20).double()
+    flow_sigmas = core_views.sigma_from_ve(ve_sigmas)
+    noise = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    sampler = type("S", (), {"func": staticmethod(euler)})()
+    integrate_in_flow_coordinates = views.integrate_in_flow_coordinates
+    integrate_in_flow_coordinates(sampler)
+    wrapped = sampler.func
+    integrate_in_flow_coordinates(sampler)
+    assert sampler.func is wrapped                       # idempotent
+    seen = []
+    out = sampler.func(ve_denoiser, noise * ve_sigmas[0], sigmas=ve_sigmas, extra_args={}, disable=True,
+                       callback=seen.append)
+    native = euler(field, noise * flow_sigmas[0], flow_sigmas)
+    in_ve = euler(ve_denoiser, noise * ve_sigmas[0], ve_sigmas)
+    assert torch.allclose(out, native, atol=1e-9)
+    assert (in_ve - native).abs().max() > 1e3 * (out - native).abs().max()   # VE-coordinate Euler differs
+    assert float(seen[0]["sigma"]) == float(ve_sigmas[0])  # the host's callback speaks VE

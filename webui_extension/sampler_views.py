@@ -128,3 +128,32 @@ def brownian_noise_within_interval(sampler):
 
     create_noise_sampler.flow_sampling = True
     sampler.create_noise_sampler = create_noise_sampler
+
+
+def integrate_in_flow_coordinates(sampler):
+    """Make the webui sampler's k-diffusion function integrate in flow coordinates.
+
+    The webui keeps its VE-view denoiser, its VE sigmas, its `x + noise * sigma` img2img rule, its
+    callbacks and masks; only the integration changes coordinates: `sampler.func(model, x, sigmas=...)`
+    becomes `ve_bridge.sample_in_ve(func, model, x, sigmas, ...)`, which hands the same function the
+    flow state x / (1 + sigma_ve), the flow sigmas sigma_ve / (1 + sigma_ve) and a model over them,
+    and converts every model call and callback back. A deterministic sampler then computes exactly
+    what it computes natively in flow coordinates (ComfyUI + ModelSamplingSD3, reForge's AMS) on the
+    same flow schedule, with no second model object: nothing outlives the pass.
+
+    For deterministic samplers that see the model only as (x, sigma) -> denoised (DETERMINISTIC and
+    FLOW_VIEW above). Changes this sampler object only; a second call is a no-op.
+    """
+    original = getattr(sampler, "func", None)
+    if original is None or getattr(original, "flow_coordinates", False):
+        return
+
+    def func(model, x, *args, sigmas=None, extra_args=None, callback=None, disable=None, **options):
+        if args or sigmas is None:   # not the webuis' keyword call: leave it as it was
+            return original(model, x, *args, sigmas=sigmas, extra_args=extra_args, callback=callback,
+                            disable=disable, **options)
+        return ve_bridge.sample_in_ve(original, model, x, sigmas, extra_args=extra_args, callback=callback,
+                                      disable=disable, **options)
+
+    func.flow_coordinates = True
+    sampler.func = func
