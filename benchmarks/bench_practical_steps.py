@@ -24,7 +24,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "tests", "hosts"))
+sys.path[:0] = [os.path.join(ROOT, "tests")] + [os.path.join(ROOT, "tests", "hosts", host) for host in ("a1111", "reforge", "forge")]
 
 
 def a1111_rows(extension):

@@ -5,7 +5,7 @@ under ModelSamplingSD3 (bar: <= 1.1 x + 1e-3). Stochastic samplers: mean / std, 
 sampler in the VE view on the same-named schedule over the flow sigma range mapped to VE (bar:
 each within 0.01). Exact RF Gaussian N(0.5, 0.3^2) and two-component mixture, shift 3, cfg 1, a
 (1, 4, 8, 8) latent. Prints a markdown table and the worst pair; no assertions (the test
-tests/test_comfyui_practical_steps.py asserts the bar).
+tests/comfyui/test_comfyui_practical_steps.py asserts the bar).
 
     COMFYUI_DIR=/path/to/ComfyUI python benchmarks/bench_practical_steps_comfyui.py [--repo PATH] [--failures-only]
     COMFYUI_DIR=/path/to/ComfyUI python benchmarks/bench_practical_steps_comfyui.py --align-your-steps
@@ -17,7 +17,7 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+sys.path[:0] = [os.path.join(os.path.dirname(HERE), "tests"), os.path.join(os.path.dirname(HERE), "tests", "comfyui")]
 
 
 def comfyui_practical_steps(repo=None, fields=None, steps=None, on_row=None):

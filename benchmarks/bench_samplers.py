@@ -132,7 +132,7 @@ def our_pairs(field, noise, exact, shift, budgets):
 
 def load_comfyui(comfy_dir, res4lyf_dir=None):
     """Import ComfyUI (a temporary copy with RES4LYF in custom_nodes/ when res4lyf_dir is given)."""
-    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "comfyui")]
     if res4lyf_dir:
         workdir = tempfile.mkdtemp(prefix="bench-comfyui-")
         atexit.register(shutil.rmtree, workdir, ignore_errors=True)

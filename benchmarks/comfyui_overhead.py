@@ -13,7 +13,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+sys.path[:0] = [os.path.join(os.path.dirname(HERE), "tests"), os.path.join(os.path.dirname(HERE), "tests", "comfyui")]
 
 
 def main():

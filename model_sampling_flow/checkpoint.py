@@ -86,7 +86,7 @@ _KEPT_METADATA = frozenset((
 # names: the tokens a file name or title is made of
 _TOKEN = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 # a token that is by itself a rectified-flow hint in a name (lower case). Taken from real releases
-# (tests/test_rf_names.py cites them): "...-Rectified-Flow", "NoobAI-Flux2VAE-RectifiedFlow",
+# (tests/core/test_rf_names.py cites them): "...-Rectified-Flow", "NoobAI-Flux2VAE-RectifiedFlow",
 # "ChenkinRF/Chenkin0.3RF-Experiments", "...-XL-V0.2-RF", "nyaflow-xl-alpha" (naifu's flow model).
 RF_NAME_TOKENS = ("rectified", "rf", "flow", "nyaflow", "rectifiedflow", "flowmatch", "flowmatching")
 # prose (a description, a training comment): only these phrases; "flow" alone is too common there

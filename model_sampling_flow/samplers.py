@@ -251,7 +251,7 @@ def sample_flow_pc(model, x, sigmas, extra_args=None, callback=None, disable=Non
     that new velocity, and the corrected x carries on; the velocity itself is not re-evaluated
     (PEC, the pattern of UniPC's corrector), so the corrector costs no model call and raises the
     order by one; the warm-up (its first velocities are taken at Euler- and trapezoid-accurate
-    states) caps the observed global order near 3 (tests/test_samplers_low_nfe.py). The last
+    states) caps the observed global order near 3 (tests/core/test_samplers_low_nfe.py). The last
     step, to sigma = 0, is a predictor step (v is undefined at sigma = 0). A repeated sigma is
     skipped without a model call.
 

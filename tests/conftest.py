@@ -1,7 +1,7 @@
 """Shared fixtures and the host markers. Host fixtures skip with the reason when the host is not configured.
 
-Every test is marked with the host it needs (pyproject.toml registers the markers), from its file
-name or from the host fixture it uses, plus `host` for any of them:
+Every test is marked with the host it needs (pyproject.toml registers the markers), from its folder
+(tests/comfyui, tests/hosts/<host>) or from the host fixture it uses, plus `host` for any of them:
     pytest -m "not host"          the host-free loop (seconds)
     pytest -m comfyui             ComfyUI tests, against COMFYUI_DIR (one ComfyUI per process)
     pytest -m a1111 / -m reforge  the webui host tests (A1111_DIR + A1111_PYTHON, REFORGE_DIR + REFORGE_PYTHON)
@@ -13,22 +13,27 @@ import pytest
 
 from flow_test_support import standins
 
-# marker -> test file prefixes and fixtures that need that host; adding a host is one entry
+# marker -> test folders (relative to tests/) and fixtures that need that host; adding a host is one entry
 HOST_MARKERS = {
-    "comfyui": (("test_comfyui_",), ("comfyui",)),
-    "a1111": (("test_a1111_",), ()),
-    "reforge": (("test_reforge_",), ()),
-    "forge": (("test_forge_",), ()),
-    "webui_server": (("test_webui_server",), ()),
+    "comfyui": (("comfyui",), ("comfyui",)),
+    "a1111": (("hosts/a1111",), ()),
+    "reforge": (("hosts/reforge",), ()),
+    "forge": (("hosts/forge",), ()),
+    "webui_server": (("hosts/webui_server",), ()),
 }
+TESTS = os.path.dirname(os.path.abspath(__file__))
+
+
+def _folder(item):
+    return os.path.relpath(os.path.dirname(os.path.abspath(str(item.fspath))), TESTS).replace(os.sep, "/")
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        filename = os.path.basename(str(item.fspath))
+        folder = _folder(item)
         fixtures = set(getattr(item, "fixturenames", ()))
-        for marker, (prefixes, fixture_names) in HOST_MARKERS.items():
-            if filename.startswith(prefixes) or fixtures & set(fixture_names) or item.get_closest_marker(marker):
+        for marker, (folders, fixture_names) in HOST_MARKERS.items():
+            if folder in folders or fixtures & set(fixture_names) or item.get_closest_marker(marker):
                 item.add_marker(marker)
                 item.add_marker("host")
 

@@ -54,14 +54,14 @@ venv_for() {
 tier_host_free() { "$VENV/bin/python" -m pytest -m "not host" "$@"; }
 
 # tier_comfyui DIR_VARIABLE HOST_FOLDER VENV_KIND: ComfyUI is imported in the pytest process, so the
-# tier's pytest runs in that ComfyUI version's venv (tests/hosts/comfyui_venv.sh VENV VENV_KIND)
+# tier's pytest runs in that ComfyUI version's venv (tests/hosts/comfyui/comfyui_venv.sh VENV VENV_KIND)
 tier_comfyui() {
     local python="$VENV/bin/python" dir kind="$3" venv="$HOST_VENVS/.venv-comfyui"
     dir="$(host_dir "$1" "$2")"; shift 3
     [ "$kind" = latest ] && venv="$venv-latest"
     if [ -n "$dir" ]; then
-        python="$(venv_for "$venv" "$ROOT/tests/hosts/comfyui_venv.sh" "$kind" \
-            "$ROOT"/tests/hosts/comfyui*.txt "$ROOT/tests/hosts/requirements-nodeps.txt")"
+        python="$(venv_for "$venv" "$ROOT/tests/hosts/comfyui/comfyui_venv.sh" "$kind" \
+            "$ROOT"/tests/hosts/comfyui/*.txt "$ROOT/tests/hosts/requirements-nodeps.txt")"
     fi
     COMFYUI_DIR="$dir" "$python" -m pytest -m comfyui "$@"
 }
@@ -87,9 +87,9 @@ webui_host_env() {   # host folder, DIR variable, PYTHON variable, venv name, in
     return 0
 }
 tier_webui_server() {   # every webui's real server (launch.py), checked over HTTP
-    webui_host_env A1111 A1111_DIR A1111_PYTHON a1111 "$ROOT/tests/hosts/a1111_venv.sh"
-    webui_host_env reForge REFORGE_DIR REFORGE_PYTHON reforge "$ROOT/tests/hosts/reforge_venv.sh"
-    webui_host_env Forge FORGE_DIR FORGE_PYTHON forge "$ROOT/tests/hosts/forge_venv.sh"
+    webui_host_env A1111 A1111_DIR A1111_PYTHON a1111 "$ROOT/tests/hosts/a1111/a1111_venv.sh"
+    webui_host_env reForge REFORGE_DIR REFORGE_PYTHON reforge "$ROOT/tests/hosts/reforge/reforge_venv.sh"
+    webui_host_env Forge FORGE_DIR FORGE_PYTHON forge "$ROOT/tests/hosts/forge/forge_venv.sh"
     "$VENV/bin/python" -m pytest -m webui_server "$@"
 }
 
@@ -97,9 +97,9 @@ tier_webui_server() {   # every webui's real server (launch.py), checked over HT
 #   name  command [arguments]    (a new tier's marker goes in pyproject.toml and tests/conftest.py)
 TIERS=(
     "host-free       tier_host_free"
-    "a1111           tier_webui a1111 A1111 A1111_DIR A1111_PYTHON tests/hosts/a1111_venv.sh"
-    "reforge         tier_webui reforge reForge REFORGE_DIR REFORGE_PYTHON tests/hosts/reforge_venv.sh"
-    "forge           tier_webui forge Forge FORGE_DIR FORGE_PYTHON tests/hosts/forge_venv.sh"
+    "a1111           tier_webui a1111 A1111 A1111_DIR A1111_PYTHON tests/hosts/a1111/a1111_venv.sh"
+    "reforge         tier_webui reforge reForge REFORGE_DIR REFORGE_PYTHON tests/hosts/reforge/reforge_venv.sh"
+    "forge           tier_webui forge Forge FORGE_DIR FORGE_PYTHON tests/hosts/forge/forge_venv.sh"
     "webui-server    tier_webui_server"
     "comfyui         tier_comfyui COMFYUI_DIR ComfyUI pinned"
     "comfyui-latest  tier_comfyui COMFYUI_LATEST_DIR ComfyUI-latest latest"

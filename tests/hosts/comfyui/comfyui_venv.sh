@@ -13,9 +13,9 @@ KIND="${2:-pinned}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-python3}"
 case "$KIND" in
-    pinned) REQUIREMENTS=("$HERE/comfyui-requirements.txt"); NODEPS=("$HERE/requirements-nodeps.txt") ;;
+    pinned) REQUIREMENTS=("$HERE/comfyui-requirements.txt"); NODEPS=("$HERE/../requirements-nodeps.txt") ;;
     latest) REQUIREMENTS=("$HERE/comfyui-latest-requirements.txt")
-            NODEPS=("$HERE/requirements-nodeps.txt" "$HERE/comfyui-latest-nodeps.txt") ;;
+            NODEPS=("$HERE/../requirements-nodeps.txt" "$HERE/comfyui-latest-nodeps.txt") ;;
     *) echo "comfyui_venv.sh: unknown kind $KIND (pinned or latest)" >&2; exit 2 ;;
 esac
 "$PYTHON" -m venv "$VENV"

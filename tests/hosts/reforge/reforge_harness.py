@@ -1,7 +1,7 @@
 """pytest side of the reForge host tests: one writable copy of reForge per session with this
 repository installed as an extension, and one runner subprocess per suite (results cached).
 
-REFORGE_DIR (reForge source) and REFORGE_PYTHON (its venv's python, tests/hosts/reforge_venv.sh)
+REFORGE_DIR (reForge source) and REFORGE_PYTHON (its venv's python, tests/hosts/reforge/reforge_venv.sh)
 must both be set; otherwise the tests skip and say which is missing.
 """
 import atexit
@@ -16,8 +16,8 @@ import pytest
 from flow_test_support import bar
 from flow_test_support.files import copy_host
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-RUNNER = os.path.join(REPO, "tests", "hosts", "reforge_runner.py")
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reforge_runner.py")
 EXTENSION_NAME = "model-sampling-flow"
 SUITE_TIMEOUT = 3600   # the slowest suite took ~15 min on a loaded 2-core machine
 SUITE_TIMEOUTS = {"practical": 3600}     # every sampler x schedules x 20/28 steps x 2 fields
@@ -31,7 +31,7 @@ def require_host():
     if not reforge_dir:
         pytest.skip("REFORGE_DIR is not set (path to a reForge checkout; see docs/reforge.md)")
     if not python:
-        pytest.skip("REFORGE_PYTHON is not set (python of the venv from tests/hosts/reforge_venv.sh)")
+        pytest.skip("REFORGE_PYTHON is not set (python of the venv from tests/hosts/reforge/reforge_venv.sh)")
     if not os.path.isfile(os.path.join(reforge_dir, "modules", "processing.py")):
         pytest.skip(f"REFORGE_DIR={reforge_dir} does not look like reForge (no modules/processing.py)")
     if not os.access(python, os.X_OK):

@@ -12,7 +12,7 @@ import tempfile
 # tests/flow_test_support/standins.py. launch.py would git-clone Stability's `ldm` and `sgm` into
 # repositories/; the SDXL sampling path never calls them, but the webui imports them at module level.
 # The CPU torch 2.13 build has no loadable torchvision wheel; nothing on the sampling path calls it.
-sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # tests/
+sys.path.append(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))   # tests/
 from flow_test_support import models, standins  # noqa: E402
 
 

@@ -1,5 +1,5 @@
 #!/bin/sh
-# The Forge host venv for tests/test_forge_*.py: forge_venv.sh VENV_DIR
+# The Forge host venv for tests/hosts/forge/test_forge_*.py: forge_venv.sh VENV_DIR
 # CPU torch 2.13 and Forge's (lllyasviel/stable-diffusion-webui-forge dfdcbab6) pinned packages that its
 # webui layer and built-in extensions import on CPU (the set of ../shared/hosts/recipes/forge/install.sh).
 # setuptools >= 77 because torch 2.13 needs it (Forge pins 69.5.1); huggingface-guess is the wheel of the

@@ -26,7 +26,7 @@ WORK = os.path.join(A1111, "flow-test-work")
 
 # ---- import-only stand-ins: tests/flow_test_support/standins.py (torchvision and timm have no wheel
 # that loads against CPU torch 2.13; nothing on the sampling path calls them) -----------------------
-sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # tests/
+sys.path.append(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))   # tests/
 from flow_test_support import bar, standins  # noqa: E402
 
 MEAN, STD = bar.DATA_MEAN, bar.DATA_STD
@@ -87,7 +87,7 @@ def make_model(checkpoint_path):
     try:
         from model_sampling_flow.oracles import gaussian_field
     except ImportError:     # the baseline webui has no extension: take the oracle from this checkout
-        sys.path.append(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+        sys.path.append(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
         from model_sampling_flow.oracles import gaussian_field
 
     class TextEncoderStandIn(torch.nn.Module):
@@ -512,7 +512,7 @@ PRACTICAL_SHIFT = 3.0
 def _sampler_kinds():
     """webui_extension/sampler_views.py of THIS checkout (the installed extension may be older)."""
     import importlib.util
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
                         "webui_extension", "sampler_views.py")
     spec = importlib.util.spec_from_file_location("flow_practical_sampler_views", path)
     module = importlib.util.module_from_spec(spec)

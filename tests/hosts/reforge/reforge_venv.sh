@@ -1,5 +1,5 @@
 #!/bin/sh
-# The reForge host venv for tests/test_reforge_*.py: reforge_venv.sh VENV_DIR
+# The reForge host venv for tests/hosts/reforge/test_reforge_*.py: reforge_venv.sh VENV_DIR
 # CPU torch 2.13 and the pinned packages reForge's webui layer imports on the SDXL sampling path
 # (the same set as the verified recipe in ../shared/hosts/recipes/reforge/install.sh).
 set -e
@@ -17,7 +17,7 @@ PIP="$VENV/bin/pip"
 # each of these declares torchvision (and timm): without --no-deps pip would pull a CUDA torch
 "$PIP" install --no-deps spandrel==0.4.1 open-clip-torch==2.30.0 clean-fid==0.1.35 \
   clip-anytorch==2.6.0 resize-right==0.0.2
-# the real server (tests/test_webui_server.py) also imports Stability's ldm/sgm and the webui's startup
+# the real server (tests/hosts/webui_server/test_webui_server.py) also imports Stability's ldm/sgm and the webui's startup
 # modules, which the sampling-path tests stand in for or never reach
 "$PIP" install torch==2.13.0 "setuptools<81" pytorch_lightning==1.9.4 kornia==0.8.0 inflection==0.5.1 \
   tomesd==0.1.3 protobuf==3.20.0

@@ -14,7 +14,7 @@ from model_sampling_flow.oracles import GaussianImageField, draw_scene
 from model_sampling_flow.samplers import sample_flow_heun
 from model_sampling_flow.schedule import time_shift
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS = (8, 24)
 
 

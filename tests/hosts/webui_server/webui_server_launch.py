@@ -27,7 +27,7 @@ def no_network():
 
 
 def install_stand_ins(kind, host_dir):
-    sys.path.append(os.path.dirname(HERE))     # tests/: the shared stand-ins
+    sys.path.append(os.path.dirname(os.path.dirname(HERE)))     # tests/: the shared stand-ins
     from flow_test_support import standins
     real_ldm = os.path.join(host_dir, "repositories", "stable-diffusion-stability-ai", "ldm", "util.py")
     if kind in ("a1111", "forge") or os.path.isfile(real_ldm):
@@ -35,10 +35,11 @@ def install_stand_ins(kind, host_dir):
         # torchvision; A1111's modules import timm)
         standins.install("torchvision", "timm")
     else:
-        sys.path.insert(0, HERE)
+        reforge_tests = os.path.join(os.path.dirname(HERE), "reforge")
+        sys.path.insert(0, reforge_tests)
         import reforge_host
         reforge_host.install_stand_ins(host_dir)   # + Stability's ldm / sgm, which launch.py would clone
-        sys.path.remove(HERE)
+        sys.path.remove(reforge_tests)
 
 
 def main():

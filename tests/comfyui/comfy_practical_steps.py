@@ -1,6 +1,6 @@
 """Every ComfyUI sampler x scheduler at the step counts people use, against its flow-sigma reference.
 
-Shared by tests/test_comfyui_practical_steps.py (which asserts the bar) and
+Shared by tests/comfyui/test_comfyui_practical_steps.py (which asserts the bar) and
 benchmarks/bench_practical_steps_comfyui.py (which prints the table). No pytest import here;
 ComfyUI must already be imported (conftest.import_comfyui) and the repository loaded.
 

@@ -3,7 +3,7 @@ installed under extensions/ (and an empty data dir for the no-extension referenc
 subprocess per suite, results cached.
 
 FORGE_DIR (Forge source, e.g. ../shared/hosts/Forge) and FORGE_PYTHON (its venv's python,
-tests/hosts/forge_venv.sh) must both be set; otherwise the tests skip and say which is missing.
+tests/hosts/forge/forge_venv.sh) must both be set; otherwise the tests skip and say which is missing.
 """
 import atexit
 import json
@@ -14,8 +14,8 @@ import tempfile
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-RUNNER = os.path.join(REPO, "tests", "hosts", "forge_runner.py")
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "forge_runner.py")
 EXTENSION_NAME = "model-sampling-flow"
 SUITE_TIMEOUT = 1800
 SUITES = ("reference", "process_images", "samplers", "schedulers")
@@ -29,7 +29,7 @@ def require_host():
     if not forge_dir:
         pytest.skip("FORGE_DIR is not set (path to a Forge checkout; see docs/forge.md)")
     if not python:
-        pytest.skip("FORGE_PYTHON is not set (python of the venv from tests/hosts/forge_venv.sh)")
+        pytest.skip("FORGE_PYTHON is not set (python of the venv from tests/hosts/forge/forge_venv.sh)")
     if not os.path.isfile(os.path.join(forge_dir, "backend", "modules", "k_model.py")):
         pytest.skip(f"FORGE_DIR={forge_dir} does not look like Forge (no backend/modules/k_model.py)")
     if not os.access(python, os.X_OK):

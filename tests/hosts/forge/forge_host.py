@@ -1,6 +1,6 @@
 """Forge (lllyasviel/stable-diffusion-webui-forge, dfdcbab6) on CPU for the project's host tests.
 
-Runs inside the Forge venv (FORGE_PYTHON, tests/hosts/forge_venv.sh), in a writable copy of Forge
+Runs inside the Forge venv (FORGE_PYTHON, tests/hosts/forge/forge_venv.sh), in a writable copy of Forge
 (FORGE_DIR). Forge is started in webui.py's order with every built-in extension and whatever is in
 the data dir's extensions/ folder; the model is Forge's own StableDiffusionXL engine, built by Forge's
 component loader from shrunk configs (Forge's SDXL tokenizers, random weights), made the loaded model
@@ -21,7 +21,7 @@ ARGV = ["--always-cpu", "--all-in-fp32", "--clip-in-fp32", "--skip-torch-cuda-te
 # ------------------------------------------------------------------ import stand-in (torchvision only)
 # tests/flow_test_support/standins.py: k_diffusion/utils.py imports torchvision at module level; nothing on
 # the sampling path calls it; CPU torch 2.13 has no torchvision wheel.
-sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # tests/
+sys.path.append(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))   # tests/
 from flow_test_support import standins  # noqa: E402
 
 

@@ -2,7 +2,7 @@
 extensions folder, the webui's own process_images on an analytic rectified-flow stand-in model.
 
 Needs A1111_DIR (an A1111 v1.10.1 tree; it is copied, never written) and A1111_PYTHON (the Python
-of a venv made by tests/hosts/a1111_venv.sh); skipped with the reason otherwise. The suites run as
+of a venv made by tests/hosts/a1111/a1111_venv.sh); skipped with the reason otherwise. The suites run as
 subprocesses, three at a time, and each test reads its suite's JSON.
 
 The stand-in's data is per element N(0.5, 0.3^2), so a sampler that samples the model's

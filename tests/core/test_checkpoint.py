@@ -19,7 +19,7 @@ from model_sampling_flow.checkpoint import (MAX_HEADER_BYTES, detect_rectified_f
 from model_sampling_flow.safetensors_header import read_header  # noqa: E402
 from model_sampling_flow.settings import FlowSettings  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def sdxl_state_dict(latent_channels=4, layout="original"):

@@ -6,7 +6,7 @@ Env:   FORGE_DIR   a writable copy of Forge; FORGE_DATA its data dir (extensions
                    suite runs with a data dir that has no extension at all)
        FLOW_STEPS  steps of the accuracy runs (default 256); FLOW_ONLY  comma-separated sampler names
 Suites: reference, samplers, schedulers, process_images. Each writes a JSON object of measurements;
-tests/test_forge_*.py assert on them.
+tests/hosts/forge/test_forge_*.py assert on them.
 """
 import hashlib
 import json

@@ -27,7 +27,7 @@ import urllib.request
 
 from flow_test_support.files import make_writable
 
-TESTS = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # tests/: the shared stand-ins
 REPO = os.path.dirname(TESTS)
 CHECKPOINT = "tiny_rf_sdxl.safetensors"
 
@@ -39,7 +39,7 @@ TINY_UNET = {
 TINY_TEXT_ENCODER = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
                      "num_hidden_layers": 3, "projection_dim": 32}
 
-DETECTION_PATCH = f'''"""Test only (tests/comfy_server.py): ComfyUI's SDXL detection accepts the tiny SDXL UNet,
+DETECTION_PATCH = f'''"""Test only (tests/comfyui/comfy_server.py): ComfyUI's SDXL detection accepts the tiny SDXL UNet,
 and an output node reports whether an IMAGE is finite (a saved PNG cannot show NaN)."""
 import comfy.supported_models
 comfy.supported_models.SDXL.unet_config = {TINY_UNET!r}

@@ -2,7 +2,7 @@
 in a temporary copy's custom_nodes/, a port from the OS), posted to /prompt and polled on /history.
 
 The checkpoint is a tiny SDXL-architecture model built by ComfyUI's own save_checkpoint; ComfyUI's
-SDXL detection is patched in the test copy only to accept its small UNet (see tests/comfy_server.py
+SDXL detection is patched in the test copy only to accept its small UNet (see tests/comfyui/comfy_server.py
 for everything the test patches and why). The workflows run as shipped except for the checkpoint
 name, a 64x64 latent, 4 steps and a fixed seed; img2img loads the shipped example_workflows/example.png.
 Skips when COMFYUI_DIR is unset.

@@ -15,7 +15,7 @@ import pytest
 from flow_test_support.files import copy_host
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 EXTENSION_NAME = "model-sampling-flow"
 PROBE_NAME = "flow-test-probe"
 IGNORED = shutil.ignore_patterns(".git", ".venv*", "__pycache__", ".pytest_cache", "out", "build", "dist",
@@ -29,7 +29,7 @@ def host_paths():
         pytest.skip("A1111_DIR is not set: the A1111 host tests need an A1111 v1.10.1 checkout")
     if not python:
         pytest.skip("A1111_PYTHON is not set: the A1111 host tests need the Python of an A1111 venv "
-                    "(tests/hosts/a1111_venv.sh creates one)")
+                    "(tests/hosts/a1111/a1111_venv.sh creates one)")
     if not os.path.isfile(os.path.join(a1111_dir, "modules", "sd_samplers_kdiffusion.py")):
         pytest.skip(f"A1111_DIR={a1111_dir!r} does not hold A1111 (no modules/sd_samplers_kdiffusion.py)")
     if not os.access(python, os.X_OK):

@@ -3,7 +3,7 @@ import ast
 import pathlib
 import sys
 
-CORE = pathlib.Path(__file__).resolve().parents[1] / "model_sampling_flow"
+CORE = pathlib.Path(__file__).resolve().parents[2] / "model_sampling_flow"
 
 
 def imported_top_level_modules(path):

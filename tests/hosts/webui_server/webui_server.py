@@ -1,10 +1,10 @@
-"""A webui's real server for the server tier (tests/test_webui_server.py): a writable copy of the
+"""A webui's real server for the server tier (tests/hosts/webui_server/test_webui_server.py): a writable copy of the
 host with this repository installed under extensions/, started by its own launch.py with no model
 (--ui-debug-mode), the API on, on a port the OS picked; queried over HTTP, stopped, restarted.
 
 Hosts come from environment variables, as in the other host tiers:
     A1111_DIR + A1111_PYTHON, REFORGE_DIR + REFORGE_PYTHON, FORGE_DIR + FORGE_PYTHON
-(the Python of each host's venv, tests/hosts/<host>_venv.sh). A missing one skips with the reason.
+(the Python of each host's venv, tests/hosts/<host>/<host>_venv.sh). A missing one skips with the reason.
 """
 import json
 import os
@@ -19,7 +19,7 @@ import urllib.request
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 EXTENSION_NAME = "model-sampling-flow"
 LAUNCHER = os.path.join(HERE, "webui_server_launch.py")
 START_TIMEOUT = 900     # seconds; a loaded 2-core machine takes 1-3 minutes to import a webui

@@ -16,7 +16,7 @@ from flow_test_support import bar, models
 from flow_test_support.files import make_writable
 from model_sampling_flow import oracles
 
-TESTS = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # tests/: the shared stand-ins
 REPO = os.path.dirname(TESTS)
 
 _BASE_DIRECTORY = None
@@ -177,7 +177,7 @@ def sampler_statistics(model, sampler_name, field, seed=1, steps=TABLE_STEPS, sc
 
 
 if __name__ == "__main__":
-    # python tests/comfy_support.py [ve|flow|sd3]: print the table for docs/comfyui.md
+    # python tests/comfyui/comfy_support.py [ve|flow|sd3]: print the table for docs/comfyui.md
     os.environ.setdefault("COMFYUI_DIR", os.path.join(REPO, "..", "shared", "hosts", "ComfyUI"))
     sys.path.insert(0, REPO)
     import conftest

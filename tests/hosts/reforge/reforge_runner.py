@@ -4,7 +4,7 @@ Usage: REFORGE_PYTHON reforge_runner.py SUITE OUT.json
 Env:   REFORGE_DIR  a writable copy of reForge with this repository in extensions/<FLOW_EXTENSION>
        FLOW_EXTENSION  the extension folder name, FLOW_STEPS (default 256)
 Suites: samplers, schedulers, img2img, lifecycle. Each writes a JSON object of measurements; the
-pytest side (tests/test_reforge_*.py) asserts on them.
+pytest side (tests/hosts/reforge/test_reforge_*.py) asserts on them.
 """
 import json
 import math
@@ -720,7 +720,7 @@ PRACTICAL_SCHEDULERS = ("Automatic", "Karras", "Exponential", "Simple", "Beta")
 def _sampler_kinds():
     """webui_extension/sampler_views.py of THIS checkout (the installed extension may be older)."""
     import importlib.util
-    path = os.path.join(os.path.dirname(os.path.dirname(HERE)), "webui_extension", "sampler_views.py")
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(HERE))), "webui_extension", "sampler_views.py")
     spec = importlib.util.spec_from_file_location("flow_practical_sampler_views", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
