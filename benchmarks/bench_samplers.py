@@ -6,7 +6,8 @@
     python benchmarks/bench_samplers.py --stochastic --comfyui DIR --shifts 3    # sample distributions
 
 Fields (model_sampling_flow.oracles, exact denoiser and exact ODE endpoint): one Gaussian and
-three two-component Gaussian mixtures of different separations and weights; shifts 1, 3 and 6;
+five Gaussian mixtures of different separations, widths and weights (mixture_d, sharp modes, and
+mixture_e, three modes, are held out: Flow PC was tuned without them); shifts 1, 3 and 6;
 latents 1x4x32x32 from one fixed seed; NFE 4, 8, 12, 16, 24, 32. Every deterministic sampler runs
 with every scheduler and gets the largest step count whose model calls fit the budget; per
 field, shift and NFE the best pair of ours is set against the best peer pair. Peers: ComfyUI's
@@ -39,13 +40,17 @@ sys.path.insert(0, ROOT)
 
 from model_sampling_flow import registry, schedulers  # noqa: E402
 from model_sampling_flow.model_sampling import FlowModelSampling  # noqa: E402
-from model_sampling_flow.oracles import gaussian_field, mixture_field  # noqa: E402
+from model_sampling_flow.oracles import GaussianMixtureField, gaussian_field, mixture_field  # noqa: E402
 
 FIELDS = {
     "gaussian": (gaussian_field(0.5, 0.3), "N(0.5, 0.3^2)"),
     "mixture_a": (mixture_field((-0.6, 0.7), (0.15, 0.25), (0.3, 0.7)), "0.3 N(-0.6, 0.15^2) + 0.7 N(0.7, 0.25^2)"),
     "mixture_b": (mixture_field((-1.0, 1.0), (0.2, 0.2), (0.5, 0.5)), "0.5 N(-1, 0.2^2) + 0.5 N(1, 0.2^2)"),
     "mixture_c": (mixture_field((-0.2, 1.2), (0.1, 0.3), (0.8, 0.2)), "0.8 N(-0.2, 0.1^2) + 0.2 N(1.2, 0.3^2)"),
+    # held out: not used to choose Flow PC's schedule or orders (sharp modes; three modes)
+    "mixture_d": (mixture_field((-0.5, 0.6), (0.06, 0.12), (0.55, 0.45)), "0.55 N(-0.5, 0.06^2) + 0.45 N(0.6, 0.12^2)"),
+    "mixture_e": (GaussianMixtureField([-0.8, 0.1, 0.9], [0.1, 0.15, 0.12], [0.3, 0.4, 0.3]),
+                  "0.3 N(-0.8, 0.1^2) + 0.4 N(0.1, 0.15^2) + 0.3 N(0.9, 0.12^2)"),
 }
 SHIFTS = (1.0, 3.0, 6.0)
 SHAPE = (1, 4, 32, 32)
@@ -172,7 +177,8 @@ def load_comfyui(comfy_dir, res4lyf_dir=None):
             nested.NestedTensor = type("NestedTensor", (), {})
             sys.modules["comfy.nested_tensor"] = comfy.nested_tensor = nested
         from flow_test_support import standins
-        standins.install("torchvision", "torchaudio")   # RES4LYF imports torchvision.transforms.v2
+        # RES4LYF imports torchvision.transforms.v2, and cv2, pywt, matplotlib for nodes off the sampling path
+        standins.install("torchvision", "torchaudio", "cv2", "pywt", "matplotlib")
         with contextlib.redirect_stdout(io.StringIO()):
             loaded = asyncio.run(nodes.load_custom_node(os.path.join(comfy_dir, "custom_nodes", "RES4LYF")))
         if not loaded:
@@ -432,6 +438,7 @@ def main(argv=None):
     parser.add_argument("--res4lyf", default=os.environ.get("RES4LYF_DIR"), help="RES4LYF checkout (more peers)")
     parser.add_argument("--res4lyf-only", action="store_true",
                         help="with --res4lyf: measure only the pairs RES4LYF adds (and not ours)")
+    parser.add_argument("--peers-only", action="store_true", help="measure only the peers (not ours)")
     parser.add_argument("--fields", nargs="+", default=list(FIELDS), choices=list(FIELDS))
     parser.add_argument("--shifts", type=float, nargs="+", default=list(SHIFTS))
     parser.add_argument("--stochastic", action="store_true",
@@ -441,7 +448,7 @@ def main(argv=None):
     parser.add_argument("--text", default=None, help="also write the report to this file")
     parser.add_argument("--plot", default=None, help="plot path (needs matplotlib)")
     args = parser.parse_args(argv)
-    args.peers_only = args.res4lyf_only
+    args.peers_only = args.peers_only or args.res4lyf_only
     warnings.filterwarnings("ignore", module="torchsde")
     warnings.filterwarnings("ignore", message="To copy construct from a tensor")  # ComfyUI's dpm_fast
     lines = []
