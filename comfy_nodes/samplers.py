@@ -54,7 +54,7 @@ def run_flow_sampler(function, model, x, sigmas, extra_args=None, callback=None,
 
 def host_sampler(entry):
     """A ComfyUI `sample_<name>` function for a core registry entry."""
-    noise_option = "noise_sampler" in entry.options
+    noise_option = entry.takes_noise_sampler
 
     def sample(model, x, sigmas, extra_args=None, callback=None, disable=None, **options):
         if noise_option:

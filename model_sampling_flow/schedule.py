@@ -67,8 +67,9 @@ def parse_number(name, value, **limits):
     return check_number(name, value, **limits)
 
 
-def check_integer(name, value, minimum=None):
-    """Raise ValueError naming `name` unless `value` is an integer (not a float, not a boolean)."""
+def check_integer(name, value, minimum=None, maximum=None):
+    """The value as an int; ValueError naming `name` unless it is an integer (not a float, not a
+    boolean) within [minimum, maximum] (either bound may be None)."""
     if _is_boolean(value):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     try:
@@ -77,6 +78,8 @@ def check_integer(name, value, minimum=None):
         raise ValueError(f"{name} must be an integer, got {value!r}") from None
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value!r}")
     return value
 
 

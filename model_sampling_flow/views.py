@@ -13,7 +13,7 @@ from .schedule import time_shift
 # sigma = 1 has no VE image (sigma_ve = inf). The VE view caps unshifted time at 1 - 1e-4, a tenth
 # of one table step, so the capped sigma stays strictly above the table's next entry at any shift
 # (hosts need strictly increasing tables). A sampler started there from pure noise misses a
-# (1 - sigma_cap) share of x0, under 1e-4 of the data scale; bench.py measures it on the first step.
+# (1 - sigma_cap) share of x0, under 1e-4 of the data scale.
 VE_CAP_TIME = 1.0 - 1e-4
 
 

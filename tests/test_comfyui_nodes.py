@@ -216,7 +216,7 @@ def test_sampler_nodes_expose_the_core_options(package):
     for entry in registry.SAMPLERS:
         node = next(cls for cls in package.NODE_CLASS_MAPPINGS.values() if getattr(cls, "registry_name", None) == entry.name)
         inputs = node.INPUT_TYPES()["required"]
-        assert set(inputs) == {o for o in entry.options if o != "noise_sampler"}
+        assert set(inputs) == {option.name for option in entry.widget_options}
         sampler = node().get_sampler(**{name: spec[1]["default"] for name, spec in inputs.items()})[0]
         assert sampler.sampler_function.__name__ == f"sample_{entry.name}"
 

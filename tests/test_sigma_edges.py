@@ -26,7 +26,7 @@ WIDGET_SHIFTS = [round(k * 0.01, 2) for k in range(1, 10001)]
 
 def _run(entry, sigmas, view, shift):
     x = torch.randn(1, 1, 2, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    options = {"noise_sampler": lambda s, t: torch.zeros_like(x)} if "noise_sampler" in entry.options else {}
+    options = {"noise_sampler": lambda s, t: torch.zeros_like(x)} if entry.takes_noise_sampler else {}
     if view == "flow":
         return entry.function(FIELD, x, sigmas, disable=True, **options)
     ve_model = lambda x_ve, sigma_ve: FIELD(x_ve / (1 + sigma_ve), sigma_ve / (1 + sigma_ve))  # noqa: E731

@@ -13,8 +13,7 @@ denoiser (they read alphas_cumprod, which describes the VE view); they are liste
 sampler has a known kind.
 """
 from model_sampling_flow import registry, ve_bridge
-
-FLOW, VE = "flow", "ve"
+from model_sampling_flow.model_sampling import FLOW, VE
 
 DETERMINISTIC = frozenset({
     # A1111 1.10 and reForge
