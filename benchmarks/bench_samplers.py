@@ -150,7 +150,7 @@ def load_comfyui(comfy_dir, res4lyf_dir=None):
         comfy_dir = copy
     os.environ["COMFYUI_DIR"] = comfy_dir
     logging.disable(logging.WARNING)  # ComfyUI's import-time notes about model families CPU torch lacks
-    from conftest import import_comfyui
+    from flow_test_support.comfyui import import_comfyui
     import_comfyui()
     import comfy_support
     nodes = comfy_support.import_comfyui_nodes()
