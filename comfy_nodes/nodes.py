@@ -12,7 +12,7 @@ import comfy.samplers
 
 from ._core import model_sampling as core_model_sampling
 from ._core import registry, schedule, settings
-from .model_sampling import SDXL_LATENT_SCALE, SDXL_LATENT_SHIFT, patch_model
+from .model_patch import SDXL_LATENT_SCALE, SDXL_LATENT_SHIFT, patch_model
 from .registration import require_flow_model_sampling, sampler_function, scheduler_function
 
 # The VE view is the default: stochastic samplers take ComfyUI's VE paths there (right for RF, ddpm and

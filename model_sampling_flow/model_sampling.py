@@ -8,7 +8,7 @@ import torch
 
 from .schedule import (DEFAULT_SHIFT, DEFAULT_TIMESTEP_MAPPING, NUM_TIMESTEPS, TIMESTEP_MAPPINGS,
                        check_choice, check_integer, check_number, check_shift, time_shift)
-from .views import (_shape, denoised_from_velocity, flow_schedule_to_ve, sigma_from_ve, sigma_to_ve,
+from .views import (broadcast_sigma, denoised_from_velocity, flow_schedule_to_ve, sigma_from_ve, sigma_to_ve,
                     ve_sigma_cap, x_from_ve)
 
 # The two views a flow model is presented in (flow: native CONST; ve: variance-exploding), default
@@ -99,11 +99,11 @@ class FlowModelSampling(torch.nn.Module):
         return denoised_from_velocity(x, sigma, velocity)
 
     def noise_scaling(self, sigma, noise, latent_image, max_denoise=False):
-        sigma = _shape(sigma, noise)
+        sigma = broadcast_sigma(sigma, noise)
         return sigma * noise + (1.0 - sigma) * latent_image
 
     def inverse_noise_scaling(self, sigma, latent):
-        return latent / (1.0 - _shape(sigma, latent))
+        return latent / (1.0 - broadcast_sigma(sigma, latent))
 
     def extra_repr(self):
         return f"view={self.view!r}, shift={self.shift}, timestep_mapping={self.timestep_mapping!r}"
@@ -211,7 +211,7 @@ class FlowVEModelSampling(FlowModelSampling):
         return denoised_from_velocity(x_from_ve(x, sigma), sigma_from_ve(sigma), velocity)
 
     def noise_scaling(self, sigma, noise, latent_image, max_denoise=False):
-        return latent_image + _shape(sigma, noise) * noise
+        return latent_image + broadcast_sigma(sigma, noise) * noise
 
     def inverse_noise_scaling(self, sigma, latent):
         return latent

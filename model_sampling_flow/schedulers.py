@@ -157,23 +157,6 @@ def flow_shift(model_sampling, steps):
     return _to_view(model_sampling, flow)
 
 
-SCHEDULERS = {
-    "simple": simple,
-    "sgm_uniform": sgm_uniform,
-    "normal": normal,
-    "beta": beta,
-    "karras": karras,
-    "exponential": exponential,
-    "flow_shift": flow_shift,
-}
-
-
-def get_sigmas(model_sampling, scheduler, steps):
-    """Sigmas for `steps` steps of the named scheduler, in the model sampling's view."""
-    check_choice("scheduler", scheduler, SCHEDULERS)
-    return SCHEDULERS[scheduler](model_sampling, steps)
-
-
 def flow_pc(model_sampling, steps, exponent=1.6):
     """sigma = t^exponent on a uniform grid t = 1 .. 0: the schedule sample_flow_pc is tuned for.
 
@@ -191,4 +174,21 @@ def flow_pc(model_sampling, steps, exponent=1.6):
     return torch.FloatTensor(_to_view(model_sampling, flow))
 
 
-SCHEDULERS["flow_pc"] = flow_pc
+# Every schedule by name: the ones hosts also have (ComfyUI's names), then ours. The registry
+# (registry.SCHEDULERS) lists those hosts lack, which they register.
+SCHEDULES_BY_NAME = {
+    "simple": simple,
+    "sgm_uniform": sgm_uniform,
+    "normal": normal,
+    "beta": beta,
+    "karras": karras,
+    "exponential": exponential,
+    "flow_shift": flow_shift,
+    "flow_pc": flow_pc,
+}
+
+
+def get_sigmas(model_sampling, scheduler, steps):
+    """Sigmas for `steps` steps of the named scheduler, in the model sampling's view."""
+    check_choice("scheduler", scheduler, SCHEDULES_BY_NAME)
+    return SCHEDULES_BY_NAME[scheduler](model_sampling, steps)

@@ -180,7 +180,7 @@ def test_the_unet_receives_the_trainers_timestep(flow_node, mapping):
     sigmas = model_sampling.sigmas.new_tensor([float(s) for s in
                                                __import__("comfy.samplers").samplers.calculate_sigmas(model_sampling, "simple", 6)])
     support.sample(patched, "euler", "simple", steps=6)
-    # the flow view's numbers for the same table entries (issue 10: exactly, top entry included)
+    # the flow view's numbers for the same table entries (exactly, top entry included)
     from model_sampling_flow.model_sampling import FlowModelSampling
     flow_view = FlowModelSampling(shift=3.0, timestep_mapping=mapping)
     flow_sigmas = __import__("comfy.samplers").samplers.calculate_sigmas(flow_view, "simple", 6)

@@ -1,4 +1,4 @@
-"""Edges of what the core accepts (issue 10, items 3 and 5): float32 table tops, repeated and
+"""Edges of what the core accepts: float32 table tops, repeated and
 increasing sigmas, the shift range, argument types, Brownian-tree noise inside its interval."""
 import math
 import warnings
@@ -14,7 +14,7 @@ from model_sampling_flow.model_sampling import FlowModelSampling, FlowVEModelSam
 from model_sampling_flow.oracles import gaussian_field
 from model_sampling_flow.schedule import (FLOAT32_ONE_ABOVE, MAX_SHIFT, MIN_SHIFT, SIGMA_ONE_ROUNDING, check_choice, check_integer,
                                           check_number, check_shift, inverse_time_shift, time_shift)
-from model_sampling_flow.schedulers import SCHEDULERS, get_sigmas
+from model_sampling_flow.schedulers import SCHEDULES_BY_NAME, get_sigmas
 from model_sampling_flow.settings import FlowSettings
 from model_sampling_flow.views import flow_schedule_to_ve
 
@@ -133,7 +133,7 @@ def test_argument_types_are_checked_naming_the_argument():
         (lambda: FlowModelSampling(shift=True), "shift"),
         (lambda: FlowModelSampling(timestep_mapping=["continuous"]), "timestep_mapping"),
         (lambda: FlowSettings(view=["ve"]), "view"),
-        (lambda: SCHEDULERS["karras"](ms, 4, rho="7"), "rho"),
+        (lambda: SCHEDULES_BY_NAME["karras"](ms, 4, rho="7"), "rho"),
     ]
     for call, name in cases:
         with pytest.raises(ValueError, match=name):

@@ -1,4 +1,4 @@
-"""Which view each webui sampler integrates in while flow sampling is on (issue 10, design item 2).
+"""Which view each webui sampler integrates in while flow sampling is on.
 
 Deterministic samplers integrate in flow coordinates: the sampler sees the native flow model
 (flow sigmas in [0, 1], x = (1 - sigma) x0 + sigma noise), exactly what ComfyUI's ModelSamplingSD3

@@ -505,7 +505,7 @@ def suite_lifecycle(run):
     return out
 
 
-# ---- practical step counts (issue 10): every sampler x schedule type at 20 and 28 steps ----------
+# ---- practical step counts: every sampler x schedule type at 20 and 28 steps ----------
 PRACTICAL_SHIFT = 3.0
 
 
