@@ -1,4 +1,4 @@
-"""Practical step counts (issue 10): every sampler x schedule type a host lists, at 20 and 28 steps,
+"""Practical step counts: every sampler x schedule type a host lists, at 20 and 28 steps,
 flow sampling On (shift 3, cfg 1), on the exact RF Gaussian N(0.5, 0.3^2) and two-component mixture
 fields (model_sampling_flow/oracles.py), inside the real host.
 

@@ -17,13 +17,14 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [os.path.join(os.path.dirname(HERE), "tests"), os.path.join(os.path.dirname(HERE), "tests", "comfyui")]
+sys.path[:0] = [os.path.dirname(HERE), os.path.join(os.path.dirname(HERE), "tests"),
+                 os.path.join(os.path.dirname(HERE), "tests", "comfyui")]   # the core, tests' support, ComfyUI test helpers
 
 
 def comfyui_practical_steps(repo=None, fields=None, steps=None, on_row=None):
     """Rows of the practical-steps comparison in the ComfyUI at COMFYUI_DIR (see the module docstring)."""
-    import conftest
-    conftest.import_comfyui()
+    from flow_test_support.comfyui import import_comfyui
+    import_comfyui()
     import comfy_practical_steps as practical
     import comfy_support as support
     package = support.load_repo_as_custom_node(*(() if repo is None else (os.path.abspath(repo),)))
@@ -36,8 +37,8 @@ def comfyui_practical_steps(repo=None, fields=None, steps=None, on_row=None):
 
 def align_your_steps_rows(steps=10):
     """Fixed eps-SDXL sigmas (AlignYourStepsScheduler, SDXL) with our node in both views: mean, std, RMSE."""
-    import conftest
-    conftest.import_comfyui()
+    from flow_test_support.comfyui import import_comfyui
+    import_comfyui()
     import comfy_practical_steps as practical
     import comfy_support as support
     import torch

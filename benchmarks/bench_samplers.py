@@ -36,8 +36,9 @@ import warnings
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "comfyui")]   # the core, test support
 
+from flow_test_support.models import CountedModel  # noqa: E402
 from model_sampling_flow import registry, schedulers  # noqa: E402
 from model_sampling_flow.model_sampling import FlowModelSampling  # noqa: E402
 from model_sampling_flow.oracles import GaussianMixtureField, gaussian_field, mixture_field  # noqa: E402
@@ -109,15 +110,6 @@ def _slope(memo, steps):
     return min((c2 - c1) / (s2 - s1) for (s1, (_, c1)), (s2, (_, c2)) in zip(points, points[1:]))
 
 
-class Counted:
-    def __init__(self, field):
-        self.field, self.calls = field, 0
-
-    def __call__(self, x, sigma, **kwargs):
-        self.calls += 1
-        return self.field(x, sigma)
-
-
 def our_pairs(field, noise, exact, shift, budgets):
     """{(sampler, scheduler): [fit per budget]} for every deterministic registry sampler x our schedulers."""
     ms = FlowModelSampling(shift=shift)
@@ -125,9 +117,9 @@ def our_pairs(field, noise, exact, shift, budgets):
     for entry in registry.SAMPLERS:
         if entry.stochastic:
             continue
-        for scheduler in schedulers.SCHEDULERS:
+        for scheduler in schedulers.SCHEDULES_BY_NAME:
             def run(steps, entry=entry, scheduler=scheduler):
-                model = Counted(field)
+                model = CountedModel(field)
                 result = entry.function(model, noise.clone(), schedulers.get_sigmas(ms, scheduler, steps), disable=True)
                 return float(((result - exact) ** 2).mean().sqrt()), model.calls
             memo = {}
@@ -137,7 +129,6 @@ def our_pairs(field, noise, exact, shift, budgets):
 
 def load_comfyui(comfy_dir, res4lyf_dir=None):
     """Import ComfyUI (a temporary copy with RES4LYF in custom_nodes/ when res4lyf_dir is given)."""
-    sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "comfyui")]
     if res4lyf_dir:
         workdir = tempfile.mkdtemp(prefix="bench-comfyui-")
         atexit.register(shutil.rmtree, workdir, ignore_errors=True)
@@ -155,7 +146,7 @@ def load_comfyui(comfy_dir, res4lyf_dir=None):
         comfy_dir = copy
     os.environ["COMFYUI_DIR"] = comfy_dir
     logging.disable(logging.WARNING)  # ComfyUI's import-time notes about model families CPU torch lacks
-    from conftest import import_comfyui
+    from flow_test_support.comfyui import import_comfyui
     import_comfyui()
     import comfy_support
     nodes = comfy_support.import_comfyui_nodes()
@@ -252,7 +243,7 @@ def our_stochastic(field, shift, budgets):
     for entry in registry.SAMPLERS:
         if not entry.stochastic:
             continue
-        for scheduler in schedulers.SCHEDULERS:
+        for scheduler in schedulers.SCHEDULES_BY_NAME:
             fits = []
             for nfe in budgets:
                 generator = torch.Generator().manual_seed(1)
@@ -380,7 +371,7 @@ def report(records, say):
     say("Every pair gets the most steps whose model calls fit the NFE budget; RMSE to the exact ODE endpoint,")
     say(f"latents {'x'.join(map(str, SHAPE))}. Best pair per NFE (sampler+scheduler, steps in brackets).")
     say(f"ours: {', '.join(e.name for e in registry.SAMPLERS if not e.stochastic)} x "
-        f"{', '.join(schedulers.SCHEDULERS)}")
+        f"{', '.join(schedulers.SCHEDULES_BY_NAME)}")
     for record in records:
         for peer_set in record["peer_sets"]:
             say(f"peers: {peer_set}")

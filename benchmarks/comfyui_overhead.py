@@ -13,7 +13,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [os.path.join(os.path.dirname(HERE), "tests"), os.path.join(os.path.dirname(HERE), "tests", "comfyui")]
+sys.path[:0] = [os.path.dirname(HERE), os.path.join(os.path.dirname(HERE), "tests"),
+                 os.path.join(os.path.dirname(HERE), "tests", "comfyui")]   # the core, tests' support, ComfyUI test helpers
 
 
 def main():
@@ -27,8 +28,8 @@ def main():
     if not os.environ.get("COMFYUI_DIR"):
         sys.exit("set COMFYUI_DIR to a ComfyUI checkout")
 
-    import conftest
-    conftest.import_comfyui()
+    from flow_test_support.comfyui import import_comfyui
+    import_comfyui()
     import comfy_support as support
     import torch
     torch.set_num_threads(args.threads)

@@ -3,7 +3,6 @@
 V1 mappings load in every ComfyUI release and fork that runs custom nodes; the V3
 `comfy_entrypoint` API is newer and still changing, and buys nothing for nodes this simple.
 """
-import inspect
 import re
 import sys
 
@@ -11,16 +10,17 @@ import torch
 
 import comfy.samplers
 
+from ._core import model_sampling as core_model_sampling
 from ._core import registry, schedule, settings
-from .model_sampling import SDXL_LATENT_SCALE, SDXL_LATENT_SHIFT, patch_model
+from .model_patch import SDXL_LATENT_SCALE, SDXL_LATENT_SHIFT, patch_model
 from .registration import require_flow_model_sampling, sampler_function, scheduler_function
 
 # The VE view is the default: stochastic samplers take ComfyUI's VE paths there (right for RF, ddpm and
 # res_multistep_ancestral included, which ModelSamplingSD3 gets wrong), deterministic ones integrate in
 # flow coordinates as under ModelSamplingSD3, and every scheduler spans the flow sigma range
 # (sampler_views.py; docs/comfyui.md has the tables). The native view is kept for exact parity.
-DEFAULT_VIEW = "ve"
-VIEW_CHOICES = ("ve", "flow")
+DEFAULT_VIEW = core_model_sampling.DEFAULT_VIEW
+VIEW_CHOICES = core_model_sampling.VIEWS
 
 
 def host_category(node_name, module_name, current):
@@ -110,7 +110,7 @@ class FlowSchedulerSDXL:
 
     def get_sigmas(self, model, scheduler, steps, denoise):
         function = scheduler_function(scheduler)
-        steps = int(schedule.check_number("steps", steps, minimum=1))
+        steps = schedule.check_integer("steps", steps, minimum=1)
         denoise = schedule.check_number("denoise", denoise, minimum=0.0, maximum=1.0)
         if denoise <= 0.0:
             return (torch.FloatTensor([]),)
@@ -120,37 +120,23 @@ class FlowSchedulerSDXL:
         return (sigmas[-(steps + 1):],)
 
 
-# Widgets for sampler options; defaults come from the core function's signature.
-OPTION_WIDGETS = {
-    "eta": ("FLOAT", {"min": 0.0, "max": 100.0, "step": 0.01, "round": False}),
-    "s_noise": ("FLOAT", {"min": 0.0, "max": 100.0, "step": 0.01, "round": False}),
-    "order": ("INT", {"min": 1, "max": 4}),
-}
-_TYPE_WIDGETS = {bool: ("BOOLEAN", {}), int: ("INT", {}), float: ("FLOAT", {"step": 0.01, "round": False})}
+# ComfyUI widget types of the registry's option kinds (registry.Option); ranges and defaults come
+# from the entry, so the node accepts exactly what the core sampler accepts.
+WIDGET_TYPES = {registry.FLOAT: "FLOAT", registry.INT: "INT", registry.BOOL: "BOOLEAN"}
+
+
+def option_widget(option):
+    """The ComfyUI input spec of a registry option."""
+    spec = {"default": option.default, "tooltip": option.help}
+    if option.range is not None:
+        spec["min"], spec["max"] = option.range
+    if option.kind == registry.FLOAT:
+        spec.update(step=0.01, round=False)
+    return (WIDGET_TYPES[option.kind], spec)
 
 
 def _option_inputs(entry):
-    parameters = inspect.signature(entry.function).parameters
-    inputs = {}
-    for option in entry.options:
-        default = parameters[option].default if option in parameters else None
-        if option in OPTION_WIDGETS:
-            kind, spec = OPTION_WIDGETS[option]
-        elif type(default) in _TYPE_WIDGETS:
-            kind, spec = _TYPE_WIDGETS[type(default)]
-        else:
-            continue  # objects such as noise_sampler are not widgets
-        inputs[option] = (kind, dict(spec, default=default))
-    return inputs
-
-
-def _checked_options(inputs, options):
-    for name, (kind, spec) in inputs.items():
-        if kind in ("FLOAT", "INT"):
-            schedule.check_number(name, options[name], minimum=spec.get("min"), maximum=spec.get("max"))
-            if kind == "INT" and int(options[name]) != options[name]:
-                raise ValueError(f"{name} must be an integer, got {options[name]!r}")
-    return options
+    return {option.name: option_widget(option) for option in entry.widget_options}
 
 
 def _class_name(entry):
@@ -166,7 +152,7 @@ def sampler_node(entry):
         unknown = set(options) - set(inputs)
         if unknown:
             raise ValueError(f"{entry.name} has no option {sorted(unknown)[0]!r}; options are {sorted(inputs)}")
-        return (comfy.samplers.KSAMPLER(function, extra_options=_checked_options(inputs, dict(options))),)
+        return (comfy.samplers.KSAMPLER(function, extra_options=entry.check_options(options)),)
 
     return type(_class_name(entry), (), {
         "INPUT_TYPES": classmethod(lambda cls: {"required": dict(inputs)}),

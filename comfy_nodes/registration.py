@@ -19,7 +19,13 @@ from .samplers import MARK, host_sampler
 
 log = logging.getLogger("model_sampling_flow")
 
-_HOST_SAMPLERS = {entry.name: host_sampler(entry) for entry in registry.SAMPLERS}
+_HOST_FUNCTIONS = {}    # registry entry -> its ComfyUI function, made once (registration is idempotent)
+
+
+def _host_function(entry, make):
+    if entry not in _HOST_FUNCTIONS:
+        _HOST_FUNCTIONS[entry] = make(entry)
+    return _HOST_FUNCTIONS[entry]
 
 
 def _append(names, name):
@@ -51,18 +57,16 @@ def host_scheduler(entry):
     return scheduler
 
 
-_HOST_SCHEDULERS = {entry.name: host_scheduler(entry) for entry in registry.SCHEDULERS}
-
-
 def register():
-    """Add every core sampler and scheduler to ComfyUI's tables; returns the names now registered."""
+    """Add every core sampler and scheduler (registry.SAMPLERS / SCHEDULERS, read now) to ComfyUI's
+    tables; returns the names now registered."""
     added = {"samplers": [], "schedulers": []}
     for entry in registry.SAMPLERS:
         attribute = f"sample_{entry.name}"
         if not _owned_by_us(getattr(k_diffusion_sampling, attribute, None)):
             log.warning("model_sampling_flow: sampler %s already exists in ComfyUI; left as it is", entry.name)
             continue
-        setattr(k_diffusion_sampling, attribute, _HOST_SAMPLERS[entry.name])
+        setattr(k_diffusion_sampling, attribute, _host_function(entry, host_sampler))
         for names in (comfy.samplers.KSAMPLER_NAMES, comfy.samplers.SAMPLER_NAMES, comfy.samplers.KSampler.SAMPLERS):
             _append(names, entry.name)
         added["samplers"].append(entry.name)
@@ -77,7 +81,7 @@ def register():
         if current is not None and not _owned_by_us(current.handler):
             log.warning("model_sampling_flow: scheduler %s already exists in ComfyUI; left as it is", entry.name)
             continue
-        handlers[entry.name] = comfy.samplers.SchedulerHandler(_HOST_SCHEDULERS[entry.name], use_ms=True)
+        handlers[entry.name] = comfy.samplers.SchedulerHandler(_host_function(entry, host_scheduler), use_ms=True)
         for names in (comfy.samplers.SCHEDULER_NAMES, comfy.samplers.KSampler.SCHEDULERS):
             _append(names, entry.name)
         added["schedulers"].append(entry.name)
@@ -86,12 +90,15 @@ def register():
 
 def sampler_function(name):
     """The ComfyUI sampler function for a core sampler name (ValueError for unknown names)."""
-    if name not in _HOST_SAMPLERS:
-        raise ValueError(f"sampler must be one of {sorted(_HOST_SAMPLERS)}, got {name!r}")
-    return _HOST_SAMPLERS[name]
+    entries = {entry.name: entry for entry in registry.SAMPLERS}
+    if name not in entries:
+        raise ValueError(f"sampler must be one of {sorted(entries)}, got {name!r}")
+    return _host_function(entries[name], host_sampler)
 
 
 def scheduler_function(name):
-    if name not in _HOST_SCHEDULERS:
-        raise ValueError(f"scheduler must be one of {sorted(_HOST_SCHEDULERS)}, got {name!r}")
-    return _HOST_SCHEDULERS[name]
+    """The ComfyUI scheduler function for a core scheduler name (ValueError for unknown names)."""
+    entries = {entry.name: entry for entry in registry.SCHEDULERS}
+    if name not in entries:
+        raise ValueError(f"scheduler must be one of {sorted(entries)}, got {name!r}")
+    return _host_function(entries[name], host_scheduler)

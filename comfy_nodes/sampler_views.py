@@ -93,7 +93,7 @@ def flow_twin(model_sampling):
     """The native-view model sampling with the same shift and timestep mapping (cached)."""
     twin = _TWINS.get(model_sampling)
     if twin is None:
-        from .model_sampling import FlowModelSamplingComfy
+        from .model_patch import FlowModelSamplingComfy
         twin = FlowModelSamplingComfy(shift=model_sampling.shift, timestep_mapping=model_sampling.timestep_mapping)
         _TWINS[model_sampling] = twin
     return twin

@@ -11,7 +11,7 @@ The denoised estimate is the same in both coordinates, so previews are unchanged
 import comfy.k_diffusion.sampling as k_diffusion_sampling
 import comfy.model_sampling
 
-from ._core import ve_bridge
+from ._core import schedule, ve_bridge
 
 MARK = "__model_sampling_flow__"  # set on every function this package puts into ComfyUI
 
@@ -21,17 +21,11 @@ def model_sampling_of(model):
     return model.inner_model.inner_model.model_sampling
 
 
-# ComfyUI's float32 flow table (ModelSamplingDiscreteFlow, and ours in the flow view for bit parity)
-# tops out above 1 for some shifts (1.0000001 at 4.07); schedulers that go through the timestep and
-# back (normal, sgm_uniform) amplify that by up to 1 / shift (1.0000973 at the widget's 0.01).
-# That is rounding, not a VE sigma (those are far above 1 at the top), which stays an error.
-TABLE_ROUNDING = 2.0 ** -10
-
-
 def without_table_rounding(sigmas):
-    """Flow sigmas with a float32 table's rounding above 1 taken back to 1 (a new tensor if changed)."""
+    """Flow sigmas with a float32 table's rounding above 1 (ComfyUI's normal / sgm_uniform on its flow
+    table: schedule.HOST_SCHEDULE_ROUNDING) taken back to 1 (a new tensor if changed)."""
     top = float(sigmas.max())
-    if 1.0 < top <= 1.0 + TABLE_ROUNDING:
+    if 1.0 < top <= 1.0 + schedule.HOST_SCHEDULE_ROUNDING:
         return sigmas.clamp(max=1.0)
     return sigmas
 
@@ -54,7 +48,7 @@ def run_flow_sampler(function, model, x, sigmas, extra_args=None, callback=None,
 
 def host_sampler(entry):
     """A ComfyUI `sample_<name>` function for a core registry entry."""
-    noise_option = "noise_sampler" in entry.options
+    noise_option = entry.takes_noise_sampler
 
     def sample(model, x, sigmas, extra_args=None, callback=None, disable=None, **options):
         if noise_option:

@@ -36,6 +36,7 @@ from . import picture
 from .model_sampling import FlowModelSampling, FlowVEModelSampling
 from .oracles import GaussianImageField, draw_scene
 from .registry import SAMPLERS
+from .schedule import check_integer
 from .schedulers import get_sigmas
 
 DEFAULT_OUT = "flow_demo"
@@ -134,13 +135,16 @@ def methods(field):
         def run(noise, steps, generator):
             sigmas = get_sigmas(flow, "flow_shift", steps)
             options = {}
-            if entry.stochastic:
+            if entry.takes_noise_sampler:
                 options["noise_sampler"] = lambda s, s_next: torch.randn(noise.shape, generator=generator)
             return entry.function(field, noise.clone(), sigmas, disable=True, **options)
         return run
 
-    out = [Method(entry.name, True, entry.stochastic, project(entry), "this project's sampler")
-           for entry in SAMPLERS]
+    def note(entry):
+        calls = entry.model_calls_per_step
+        return f"{entry.label}, {calls} model call{'s' if calls > 1 else ''} a step"
+
+    out = [Method(entry.name, True, entry.stochastic, project(entry), note(entry)) for entry in SAMPLERS]
 
     def ve_view_euler_a(noise, steps, generator):
         sigmas = [float(s) for s in get_sigmas(ve, "flow_shift", steps)]
@@ -181,12 +185,6 @@ def _progress(done, total, label, enabled, started):
     sys.stderr.flush()
 
 
-def _check_count(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 def run(out_dir=DEFAULT_OUT, steps=DEFAULT_STEPS, batch=DEFAULT_BATCH, seed=0, progress=True,
         picture_steps=PICTURE_STEPS, write_files=True):
     """Sample every method at every step count; write demo.png and demo_table.txt into out_dir.
@@ -218,11 +216,10 @@ def _run(out_dir, steps, batch, seed, progress, picture_steps, write_files):
     if not steps:
         raise ValueError(f"steps must hold at least one step count, got {steps!r}")
     for count in steps:
-        _check_count("steps", count)
-    _check_count("batch", batch)
-    _check_count("picture_steps", picture_steps)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        check_integer("steps", count, minimum=1)
+    check_integer("batch", batch, minimum=1)
+    check_integer("picture_steps", picture_steps, minimum=1)
+    check_integer("seed", seed, minimum=0)
     field = GaussianImageField(draw_scene(seed=seed))
     noise = torch.randn((batch, 3, field.size, field.size), generator=torch.Generator().manual_seed(seed + 1))
     exact = field.endpoint(noise)

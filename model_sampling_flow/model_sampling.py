@@ -7,11 +7,15 @@ Both objects speak the protocol ComfyUI and reForge's ldm_patched use (`sigmas`,
 import torch
 
 from .schedule import (DEFAULT_SHIFT, DEFAULT_TIMESTEP_MAPPING, NUM_TIMESTEPS, TIMESTEP_MAPPINGS,
-                       check_choice, check_number, check_shift, time_shift)
-from .views import (_shape, denoised_from_velocity, flow_schedule_to_ve, sigma_from_ve, sigma_to_ve,
+                       check_choice, check_integer, check_number, check_shift, time_shift)
+from .views import (broadcast_sigma, denoised_from_velocity, flow_schedule_to_ve, sigma_from_ve, sigma_to_ve,
                     ve_sigma_cap, x_from_ve)
 
-VIEWS = ("flow", "ve")
+# The two views a flow model is presented in (flow: native CONST; ve: variance-exploding), default
+# first: every host offers them in this order and defaults to the VE view.
+FLOW, VE = "flow", "ve"
+VIEWS = (VE, FLOW)
+DEFAULT_VIEW = VE
 
 
 def _flow_table(shift, num_timesteps):
@@ -33,18 +37,16 @@ class FlowModelSampling(torch.nn.Module):
     inverts the continuous 1000 * sigma scale, so schedulers built on it stay exact.
     """
 
-    view = "flow"
+    view = FLOW
 
     def __init__(self, shift=DEFAULT_SHIFT, timestep_mapping=DEFAULT_TIMESTEP_MAPPING,
                  num_timesteps=NUM_TIMESTEPS):
         super().__init__()
         self.shift = check_shift(shift)
         self.timestep_mapping = check_choice("timestep_mapping", timestep_mapping, TIMESTEP_MAPPINGS)
-        num_timesteps = check_number("num_timesteps", num_timesteps, minimum=1)
-        if int(num_timesteps) != num_timesteps:
-            raise ValueError(f"num_timesteps must be an integer, got {num_timesteps!r}")
+        num_timesteps = check_integer("num_timesteps", num_timesteps, minimum=1)
         self.multiplier = NUM_TIMESTEPS
-        self.register_buffer("sigmas", self._table(int(num_timesteps)))
+        self.register_buffer("sigmas", self._table(num_timesteps))
 
     def _table(self, num_timesteps):
         return _flow_table(self.shift, num_timesteps)
@@ -56,6 +58,15 @@ class FlowModelSampling(torch.nn.Module):
     @property
     def sigma_max(self):
         return self.sigmas[-1]
+
+    # views
+    def flow_view(self):
+        """The flow-view model sampling with this shift, mapping and table (this object itself here)."""
+        return self
+
+    def schedule_from_flow(self, flow_sigmas):
+        """A flow-sigma schedule as this view's float32 schedule (1-D tensor; unchanged in the flow view)."""
+        return torch.as_tensor(flow_sigmas, dtype=torch.float32).reshape(-1).clone()
 
     # time
     def flow_sigma(self, sigma):
@@ -88,11 +99,11 @@ class FlowModelSampling(torch.nn.Module):
         return denoised_from_velocity(x, sigma, velocity)
 
     def noise_scaling(self, sigma, noise, latent_image, max_denoise=False):
-        sigma = _shape(sigma, noise)
+        sigma = broadcast_sigma(sigma, noise)
         return sigma * noise + (1.0 - sigma) * latent_image
 
     def inverse_noise_scaling(self, sigma, latent):
-        return latent / (1.0 - _shape(sigma, latent))
+        return latent / (1.0 - broadcast_sigma(sigma, latent))
 
     def extra_repr(self):
         return f"view={self.view!r}, shift={self.shift}, timestep_mapping={self.timestep_mapping!r}"
@@ -107,7 +118,18 @@ class FlowVEModelSampling(FlowModelSampling):
     increasing, as webui schedulers require.
     """
 
-    view = "ve"
+    view = VE
+
+    def flow_view(self):
+        twin = self.__dict__.get("_flow_twin")
+        if twin is None:
+            twin = FlowModelSampling(shift=self.shift, timestep_mapping=self.timestep_mapping,
+                                     num_timesteps=len(self.sigmas))
+            object.__setattr__(self, "_flow_twin", twin)     # not a registered submodule
+        return twin
+
+    def schedule_from_flow(self, flow_sigmas):
+        return self.ve_schedule(flow_sigmas)
 
     def _table(self, num_timesteps):
         # float64 first: near sigma = 1, float32 flow sigmas lose the digits that 1 - sigma needs
@@ -189,14 +211,16 @@ class FlowVEModelSampling(FlowModelSampling):
         return denoised_from_velocity(x_from_ve(x, sigma), sigma_from_ve(sigma), velocity)
 
     def noise_scaling(self, sigma, noise, latent_image, max_denoise=False):
-        return latent_image + _shape(sigma, noise) * noise
+        return latent_image + broadcast_sigma(sigma, noise) * noise
 
     def inverse_noise_scaling(self, sigma, latent):
         return latent
 
 
-def make_model_sampling(view="ve", shift=DEFAULT_SHIFT, timestep_mapping=DEFAULT_TIMESTEP_MAPPING):
-    """The model sampling for a view name ('flow' or 've')."""
+def make_model_sampling(view=DEFAULT_VIEW, shift=DEFAULT_SHIFT, timestep_mapping=DEFAULT_TIMESTEP_MAPPING):
+    """The model sampling for a view name (FLOW or VE); ValueError naming `view` otherwise."""
     check_choice("view", view, VIEWS)
-    cls = FlowVEModelSampling if view == "ve" else FlowModelSampling
-    return cls(shift=shift, timestep_mapping=timestep_mapping)
+    return MODEL_SAMPLING_CLASSES[view](shift=shift, timestep_mapping=timestep_mapping)
+
+
+MODEL_SAMPLING_CLASSES = {FLOW: FlowModelSampling, VE: FlowVEModelSampling}

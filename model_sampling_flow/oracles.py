@@ -13,13 +13,13 @@ import math
 
 import torch
 
-from .views import _shape
+from .views import broadcast_sigma
 
 
 def _sigma_like(sigma, x):
     if not isinstance(sigma, torch.Tensor):
         sigma = torch.tensor(float(sigma), dtype=x.dtype, device=x.device)
-    return _shape(sigma.to(x.dtype), x)
+    return broadcast_sigma(sigma.to(x.dtype), x)
 
 
 def _normal_cdf(z):

@@ -15,10 +15,10 @@ import sys
 
 import torch
 
-from .schedule import SIGMA_ONE_ROUNDING, check_integer, check_number, check_sigma
+from .schedule import SIGMA_ONE_ROUNDING, check_integer, check_sigma
 
 
-def _steps(count, disable, label):
+def _progress(count, disable, label):
     """range(count) with a small stderr progress bar (stdlib only); disable=True silences it."""
     show = not disable and count > 0
     for i in range(count):
@@ -62,13 +62,11 @@ def _flows(sigmas):
     return flow
 
 
-def _check_options(eta=None, s_noise=None, order=None):
-    if eta is not None:
-        check_number("eta", eta, minimum=0.0)
-    if s_noise is not None:
-        check_number("s_noise", s_noise, minimum=0.0)
-    if order is not None and (check_integer("order", order) not in (1, 2, 3, 4)):
-        raise ValueError(f"order must be 1, 2, 3 or 4, got {order!r}")
+def _check_options(function, **values):
+    """ValueError naming the option unless every value fits `function`'s registry entry (kind, range)."""
+    # imported here: the registry imports this module to build its entries
+    from .registry import sampler_entry
+    sampler_entry(function).check_options(values)
 
 
 def _report(callback, x, i, sigma, denoised):
@@ -88,7 +86,7 @@ def sample_flow_euler(model, x, sigmas, extra_args=None, callback=None, disable=
     """Euler on dx/dsigma = v. On the flow path it is DDIM: x_next = x0 + (x - x0) * sigma_next / sigma."""
     extra_args = {} if extra_args is None else extra_args
     flow = _flows(sigmas)
-    for i in _steps(len(sigmas) - 1, disable, "flow euler"):
+    for i in _progress(len(sigmas) - 1, disable, "flow euler"):
         if flow[i + 1] == flow[i]:
             continue    # a repeated sigma is a step of length zero
         denoised = model(x, _sigma_batch(x, sigmas[i]), **extra_args)
@@ -102,7 +100,7 @@ def sample_flow_heun(model, x, sigmas, extra_args=None, callback=None, disable=N
     """Heun's method (trapezoidal corrector) in flow time; the step to sigma = 0 is Euler."""
     extra_args = {} if extra_args is None else extra_args
     flow = _flows(sigmas)
-    for i in _steps(len(sigmas) - 1, disable, "flow heun"):
+    for i in _progress(len(sigmas) - 1, disable, "flow heun"):
         sigma, sigma_next = flow[i], flow[i + 1]
         if sigma_next == sigma:
             continue
@@ -134,11 +132,11 @@ def sample_flow_euler_ancestral(model, x, sigmas, extra_args=None, callback=None
     every eta; with a denoiser's posterior mean it under-disperses by O(step) like any
     first-order ancestral sampler (std 0.287 at 256 steps for N(0.5, 0.3^2), 0.294 at 1024).
     """
-    _check_options(eta=eta, s_noise=s_noise)
+    _check_options(sample_flow_euler_ancestral, eta=eta, s_noise=s_noise)
     extra_args = {} if extra_args is None else extra_args
     noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
     flow = _flows(sigmas)
-    for i in _steps(len(sigmas) - 1, disable, "flow euler a"):
+    for i in _progress(len(sigmas) - 1, disable, "flow euler a"):
         sigma, sigma_next = flow[i], flow[i + 1]
         if sigma_next == sigma:
             continue
@@ -167,14 +165,12 @@ def sample_flow_sde(model, x, sigmas, extra_args=None, callback=None, disable=No
     eta = 0 is DDIM (flow Euler). With second_order, the change of x0 between steps adds the
     multistep midpoint correction in lambda (second order in the drift).
     """
-    _check_options(eta=eta, s_noise=s_noise)
-    if not isinstance(second_order, bool):
-        raise ValueError(f"second_order must be True or False, got {second_order!r}")
+    _check_options(sample_flow_sde, eta=eta, s_noise=s_noise, second_order=second_order)
     extra_args = {} if extra_args is None else extra_args
     noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
     flow = _flows(sigmas)
     old_denoised, h_last = None, None
-    for i in _steps(len(sigmas) - 1, disable, "flow sde"):
+    for i in _progress(len(sigmas) - 1, disable, "flow sde"):
         sigma, sigma_next = flow[i], flow[i + 1]
         if sigma_next == sigma:
             continue
@@ -225,11 +221,11 @@ def sample_flow_multistep(model, x, sigmas, extra_args=None, callback=None, disa
     velocities, integrated over the step, is accurate from the very first steps; this matters
     most for the long last step to sigma = 0 that short schedules end with.
     """
-    _check_options(order=order)
+    _check_options(sample_flow_multistep, order=order)
     extra_args = {} if extra_args is None else extra_args
     flow = _flows(sigmas)
     history = []
-    for i in _steps(len(sigmas) - 1, disable, "flow multistep"):
+    for i in _progress(len(sigmas) - 1, disable, "flow multistep"):
         sigma, sigma_next = flow[i], flow[i + 1]
         if sigma_next == sigma:
             continue
@@ -269,7 +265,7 @@ def sample_flow_pc(model, x, sigmas, extra_args=None, callback=None, disable=Non
     extra_args = {} if extra_args is None else extra_args
     flow = _flows(sigmas)
     history, previous, first, evaluated = [], None, (x, flow[0]), 0
-    for i in _steps(steps, disable, "flow pc"):
+    for i in _progress(steps, disable, "flow pc"):
         sigma, sigma_next = flow[i], flow[i + 1]
         if sigma_next == sigma:
             continue
@@ -292,8 +288,8 @@ def sample_flow_pc(model, x, sigmas, extra_args=None, callback=None, disable=Non
 
 
 def _check_pc_order(order):
-    if isinstance(order, bool) or order not in (1, 2, 3, 4, 5):
-        raise ValueError(f"order must be None or 1, 2, 3, 4 or 5, got {order!r}")
+    # not a registry option: Flow PC picks its order from the step count unless a caller sets one
+    check_integer("order", order, minimum=1, maximum=5)
 
 
 def _local_adams_weights(nodes, start, end):

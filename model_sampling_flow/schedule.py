@@ -27,6 +27,12 @@ MAX_SHIFT = 1000.0
 # view's top is >= 10 at any allowed shift): flow samplers read sigmas up to SIGMA_ONE_ROUNDING as 1.
 FLOAT32_ONE_ABOVE = 1.0 + 2.0 ** -23
 SIGMA_ONE_ROUNDING = 1.0 + 2.0 ** -19
+# A host's own schedulers that go from the float32 table through the timestep and back (ComfyUI's
+# normal and sgm_uniform) amplify that rounding by up to 1 / shift: the top reaches 1.0000973 at the
+# widget's shift 0.01. Still rounding, not a VE sigma; an adapter that runs such a host schedule in
+# flow coordinates takes a top up to 1 + HOST_SCHEDULE_ROUNDING back to 1 (the core samplers keep
+# the tighter SIGMA_ONE_ROUNDING, so a VE sigma such as 1.00001 stays an error there).
+HOST_SCHEDULE_ROUNDING = 2.0 ** -10
 
 
 def _is_boolean(value):
@@ -67,8 +73,9 @@ def parse_number(name, value, **limits):
     return check_number(name, value, **limits)
 
 
-def check_integer(name, value, minimum=None):
-    """Raise ValueError naming `name` unless `value` is an integer (not a float, not a boolean)."""
+def check_integer(name, value, minimum=None, maximum=None):
+    """The value as an int; ValueError naming `name` unless it is an integer (not a float, not a
+    boolean) within [minimum, maximum] (either bound may be None)."""
     if _is_boolean(value):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     try:
@@ -77,6 +84,8 @@ def check_integer(name, value, minimum=None):
         raise ValueError(f"{name} must be an integer, got {value!r}") from None
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value!r}")
     return value
 
 

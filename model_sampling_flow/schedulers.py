@@ -16,33 +16,29 @@ import torch
 from .schedule import check_choice, check_integer, check_number, time_shift
 
 
-def _steps(steps):
+def _check_steps(steps):
     return check_integer("steps", steps, minimum=1)
 
 
+# A host's own flow model sampling (ComfyUI's ModelSamplingDiscreteFlow under ModelSamplingSD3) has
+# neither method: it is in the flow view already.
 def _flow_view(model_sampling):
     """The flow-view model sampling with the same shift and table (the object itself in the flow view)."""
-    if getattr(model_sampling, "view", "flow") != "ve":
-        return model_sampling
-    twin = getattr(model_sampling, "_flow_twin", None)
-    if twin is None:
-        from .model_sampling import FlowModelSampling
-        twin = FlowModelSampling(shift=model_sampling.shift, timestep_mapping=model_sampling.timestep_mapping,
-                                 num_timesteps=len(model_sampling.sigmas))
-        object.__setattr__(model_sampling, "_flow_twin", twin)     # not a registered submodule
-    return twin
+    flow_view = getattr(model_sampling, "flow_view", None)
+    return model_sampling if flow_view is None else flow_view()
 
 
 def _to_view(model_sampling, flow_sigmas):
     """Flow sigmas (descending, last 0) as a float32 tensor of the model sampling's view."""
-    if getattr(model_sampling, "view", "flow") == "ve":
-        return model_sampling.ve_schedule(flow_sigmas)
-    return torch.as_tensor(flow_sigmas, dtype=torch.float32).reshape(-1).clone()
+    schedule_from_flow = getattr(model_sampling, "schedule_from_flow", None)
+    if schedule_from_flow is None:
+        return torch.as_tensor(flow_sigmas, dtype=torch.float32).reshape(-1).clone()
+    return schedule_from_flow(flow_sigmas)
 
 
 def simple(model_sampling, steps):
     """Every (1000 / steps)-th table entry from the top."""
-    steps = _steps(steps)
+    steps = _check_steps(steps)
     table = _flow_view(model_sampling).sigmas
     stride = len(table) / steps
     flow = [float(table[-(1 + int(k * stride))]) for k in range(steps)] + [0.0]
@@ -62,12 +58,12 @@ def _linear_in_time(model_sampling, steps, sgm):
 
 def normal(model_sampling, steps):
     """Uniform in timestep from sigma_max to sigma_min, then 0."""
-    return _linear_in_time(model_sampling, _steps(steps), sgm=False)
+    return _linear_in_time(model_sampling, _check_steps(steps), sgm=False)
 
 
 def sgm_uniform(model_sampling, steps):
     """Uniform in timestep over steps + 1 points, the last dropped for 0 (SGM / SD3 convention)."""
-    return _linear_in_time(model_sampling, _steps(steps), sgm=True)
+    return _linear_in_time(model_sampling, _check_steps(steps), sgm=True)
 
 
 def _regularized_incomplete_beta(x, a, b):
@@ -117,7 +113,7 @@ def beta_ppf(p, a, b):
 
 def beta(model_sampling, steps, alpha=0.6, beta=0.6):
     """Table entries at Beta(alpha, beta) quantiles of the timestep axis (arXiv 2407.12173)."""
-    steps = _steps(steps)
+    steps = _check_steps(steps)
     alpha = check_number("alpha", alpha, minimum=0.0, strict_minimum=True)
     beta = check_number("beta", beta, minimum=0.0, strict_minimum=True)
     table = _flow_view(model_sampling).sigmas
@@ -138,7 +134,7 @@ def _flow_bounds(model_sampling):
 
 def karras(model_sampling, steps, rho=7.0):
     """Karras et al. (2022) over the flow range: uniform in sigma^(1/rho), sigma_max (= 1) to sigma_min."""
-    steps = _steps(steps)
+    steps = _check_steps(steps)
     rho = check_number("rho", rho, minimum=0.0, strict_minimum=True)
     sigma_min, sigma_max = _flow_bounds(model_sampling)
     ramp = torch.linspace(0, 1, steps)
@@ -148,7 +144,7 @@ def karras(model_sampling, steps, rho=7.0):
 
 def exponential(model_sampling, steps):
     """Uniform in log sigma over the flow range, sigma_max (= 1) to sigma_min."""
-    steps = _steps(steps)
+    steps = _check_steps(steps)
     sigma_min, sigma_max = _flow_bounds(model_sampling)
     flow = torch.linspace(math.log(sigma_max), math.log(sigma_min), steps).exp()
     return _to_view(model_sampling, [float(s) for s in flow] + [0.0])
@@ -156,26 +152,9 @@ def exponential(model_sampling, steps):
 
 def flow_shift(model_sampling, steps):
     """sigma = time_shift(shift, t) on a uniform grid t = 1 .. 0: the trainers' inference schedule."""
-    steps = _steps(steps)
+    steps = _check_steps(steps)
     flow = [float(time_shift(model_sampling.shift, 1.0 - k / steps)) for k in range(steps + 1)]
     return _to_view(model_sampling, flow)
-
-
-SCHEDULERS = {
-    "simple": simple,
-    "sgm_uniform": sgm_uniform,
-    "normal": normal,
-    "beta": beta,
-    "karras": karras,
-    "exponential": exponential,
-    "flow_shift": flow_shift,
-}
-
-
-def get_sigmas(model_sampling, scheduler, steps):
-    """Sigmas for `steps` steps of the named scheduler, in the model sampling's view."""
-    check_choice("scheduler", scheduler, SCHEDULERS)
-    return SCHEDULERS[scheduler](model_sampling, steps)
 
 
 def flow_pc(model_sampling, steps, exponent=1.6):
@@ -189,10 +168,27 @@ def flow_pc(model_sampling, steps, exponent=1.6):
     view; in flow the first is exactly 1 and the last 0. Raises ValueError for steps < 1 or a
     non-positive exponent.
     """
-    steps = _steps(steps)
+    steps = _check_steps(steps)
     exponent = check_number("exponent", exponent, minimum=0.0, strict_minimum=True)
     flow = [(1.0 - k / steps) ** exponent for k in range(steps + 1)]
     return torch.FloatTensor(_to_view(model_sampling, flow))
 
 
-SCHEDULERS["flow_pc"] = flow_pc
+# Every schedule by name: the ones hosts also have (ComfyUI's names), then ours. The registry
+# (registry.SCHEDULERS) lists those hosts lack, which they register.
+SCHEDULES_BY_NAME = {
+    "simple": simple,
+    "sgm_uniform": sgm_uniform,
+    "normal": normal,
+    "beta": beta,
+    "karras": karras,
+    "exponential": exponential,
+    "flow_shift": flow_shift,
+    "flow_pc": flow_pc,
+}
+
+
+def get_sigmas(model_sampling, scheduler, steps):
+    """Sigmas for `steps` steps of the named scheduler, in the model sampling's view."""
+    check_choice("scheduler", scheduler, SCHEDULES_BY_NAME)
+    return SCHEDULES_BY_NAME[scheduler](model_sampling, steps)

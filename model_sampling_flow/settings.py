@@ -4,7 +4,7 @@ Infotext keys are the same in every host so a PNG made in one reads back in anot
 """
 from dataclasses import dataclass, fields, replace
 
-from .model_sampling import VIEWS, make_model_sampling
+from .model_sampling import DEFAULT_VIEW, VE, VIEWS, make_model_sampling
 from .schedule import (DEFAULT_SHIFT, DEFAULT_TIMESTEP_MAPPING, SDXL_BASE_PIXELS, SDXL_VAE_FACTOR,
                        SHIFT_MODES, TIMESTEP_MAPPINGS, check_choice, check_number, check_shift,
                        latent_resolution_shift, parse_number)
@@ -23,7 +23,7 @@ class FlowSettings:
     shift: float = DEFAULT_SHIFT
     timestep_mapping: str = DEFAULT_TIMESTEP_MAPPING
     shift_mode: str = "static"
-    view: str = "ve"
+    view: str = DEFAULT_VIEW
     base_pixels: int = SDXL_BASE_PIXELS
     vae_factor: int = SDXL_VAE_FACTOR
 
@@ -55,7 +55,7 @@ class FlowSettings:
                INFOTEXT_KEYS["timestep_mapping"]: self.timestep_mapping}
         if self.shift_mode != "static":
             out[INFOTEXT_KEYS["shift_mode"]] = self.shift_mode
-        if self.view != "ve":
+        if self.view != VE:
             out[INFOTEXT_KEYS["view"]] = self.view
         return out
 

@@ -14,7 +14,7 @@ import struct
 
 import torch
 
-from .views import _shape, sigma_from_ve, sigma_to_ve
+from .views import broadcast_sigma, sigma_from_ve, sigma_to_ve
 
 
 def _float32_key(sigma):
@@ -45,7 +45,7 @@ class VESchedule:
         ve = [self.lookup(s)[1] for s in flow_sigmas]
         if len(set(ve)) == 1:
             return x * (1 + ve[0])
-        return x * (1 + _shape(torch.tensor(ve, dtype=x.dtype, device=x.device), x))
+        return x * (1 + broadcast_sigma(torch.tensor(ve, dtype=x.dtype, device=x.device), x))
 
 
 def sample_in_ve(function, ve_model, x_ve, ve_sigmas, extra_args=None, callback=None, disable=None,

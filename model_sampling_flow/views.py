@@ -13,7 +13,7 @@ from .schedule import time_shift
 # sigma = 1 has no VE image (sigma_ve = inf). The VE view caps unshifted time at 1 - 1e-4, a tenth
 # of one table step, so the capped sigma stays strictly above the table's next entry at any shift
 # (hosts need strictly increasing tables). A sampler started there from pure noise misses a
-# (1 - sigma_cap) share of x0, under 1e-4 of the data scale; bench.py measures it on the first step.
+# (1 - sigma_cap) share of x0, under 1e-4 of the data scale.
 VE_CAP_TIME = 1.0 - 1e-4
 
 
@@ -28,8 +28,12 @@ def _clamp(sigma, cap):
     return min(sigma, cap)
 
 
-def _shape(sigma, like):
-    """Broadcast a per-sample sigma (scalar or batch vector) against a tensor like `like`."""
+def broadcast_sigma(sigma, like):
+    """A per-sample sigma shaped to broadcast against `like` (B, C, H, W) or any (B, ...).
+
+    sigma: a number, a 0-d tensor or a (B,) tensor; a (B,) tensor becomes (B, 1, 1, 1) (one trailing
+    1 per dimension of `like` after the first), anything else is returned as it is.
+    """
     if isinstance(sigma, torch.Tensor) and sigma.ndim == 1 and like.ndim > 1:
         return sigma.reshape(sigma.shape + (1,) * (like.ndim - 1))
     return sigma
@@ -38,28 +42,28 @@ def _shape(sigma, like):
 # velocity <-> denoised
 def denoised_from_velocity(x, sigma, velocity):
     """x0 = x - sigma * v."""
-    return x - _shape(sigma, x) * velocity
+    return x - broadcast_sigma(sigma, x) * velocity
 
 
 def velocity_from_denoised(x, sigma, denoised):
     """v = (x - x0) / sigma, for sigma > 0."""
-    return (x - denoised) / _shape(sigma, x)
+    return (x - denoised) / broadcast_sigma(sigma, x)
 
 
 # eps <-> velocity
 def eps_from_velocity(x, sigma, velocity):
     """noise = x + (1 - sigma) * v."""
-    return x + (1 - _shape(sigma, x)) * velocity
+    return x + (1 - broadcast_sigma(sigma, x)) * velocity
 
 
 def velocity_from_eps(x, sigma, eps):
     """v = (noise - x) / (1 - sigma), for sigma < 1."""
-    return (eps - x) / (1 - _shape(sigma, x))
+    return (eps - x) / (1 - broadcast_sigma(sigma, x))
 
 
 def denoised_from_eps(x, sigma, eps):
     """x0 = (x - sigma * noise) / (1 - sigma), for sigma < 1."""
-    sigma = _shape(sigma, x)
+    sigma = broadcast_sigma(sigma, x)
     return (x - sigma * eps) / (1 - sigma)
 
 
@@ -93,12 +97,12 @@ def flow_schedule_to_ve(flow_sigmas, cap, dtype=torch.float32):
 
 def x_to_ve(x, sigma):
     """x_ve = x / (1 - sigma), for sigma < 1."""
-    return x / (1 - _shape(sigma, x))
+    return x / (1 - broadcast_sigma(sigma, x))
 
 
 def x_from_ve(x_ve, sigma_ve):
     """x = x_ve / (1 + sigma_ve) (= x_ve * (1 - sigma))."""
-    return x_ve / (1 + _shape(sigma_ve, x_ve))
+    return x_ve / (1 + broadcast_sigma(sigma_ve, x_ve))
 
 
 # VE view <-> DDPM (variance-preserving) alpha-bar
@@ -139,4 +143,4 @@ def flow_from_vp(x_vp, alpha_bar):
     alpha_bar = torch.as_tensor(alpha_bar, dtype=torch.float64, device=x_vp.device)
     root_signal, root_noise = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
     scale = root_signal + root_noise
-    return x_vp / _shape(scale, x_vp).to(x_vp.dtype), root_noise / scale
+    return x_vp / broadcast_sigma(scale, x_vp).to(x_vp.dtype), root_noise / scale

@@ -7,11 +7,10 @@ Every test is marked with the host it needs (pyproject.toml registers the marker
     pytest -m a1111 / -m reforge  the webui host tests (A1111_DIR + A1111_PYTHON, REFORGE_DIR + REFORGE_PYTHON)
 """
 import os
-import sys
 
 import pytest
 
-from flow_test_support import standins
+from flow_test_support import comfyui as comfyui_host
 
 # marker -> test folders (relative to tests/) and fixtures that need that host; adding a host is one entry
 HOST_MARKERS = {
@@ -39,27 +38,11 @@ def pytest_collection_modifyitems(config, items):
 
 
 def import_comfyui():
-    """Import ComfyUI from COMFYUI_DIR on CPU (its own documented recipe), or skip with the reason."""
-    comfy_dir = os.environ.get("COMFYUI_DIR")
-    if not comfy_dir:
-        pytest.skip("COMFYUI_DIR is not set: ComfyUI host tests need a ComfyUI checkout")
-    if not os.path.isfile(os.path.join(comfy_dir, "comfy", "model_sampling.py")):
-        pytest.skip(f"COMFYUI_DIR={comfy_dir!r} does not hold ComfyUI (no comfy/model_sampling.py)")
-    if "comfy.options" not in sys.modules:
-        # no wheel of either loads against CPU torch 2.13; nothing on the SDXL path calls them
-        standins.install("torchvision", "torchaudio")
-        sys.path.insert(0, os.path.abspath(comfy_dir))
-        saved_argv = sys.argv
-        sys.argv = [saved_argv[0], "--cpu"]
-        try:
-            import comfy.options
-            comfy.options.enable_args_parsing()
-            import comfy.model_sampling  # noqa: F401
-            import comfy.samplers  # noqa: F401
-        finally:
-            sys.argv = saved_argv
-    import comfy
-    return comfy
+    """Import ComfyUI from COMFYUI_DIR on CPU (flow_test_support.comfyui), or skip with the reason."""
+    try:
+        return comfyui_host.import_comfyui()
+    except comfyui_host.ComfyUIUnavailable as reason:
+        pytest.skip(str(reason))
 
 
 @pytest.fixture(scope="session")

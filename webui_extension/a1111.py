@@ -46,7 +46,6 @@ import k_diffusion.external
 import torch
 
 from model_sampling_flow import registry, ve_bridge, views
-from model_sampling_flow import schedulers as flow_schedulers
 from model_sampling_flow.model_sampling import FlowModelSampling
 from model_sampling_flow.schedule import TIMESTEP_MAPPINGS
 from model_sampling_flow.settings import FlowSettings
@@ -74,7 +73,7 @@ _inside_denoiser = threading.local()
 
 
 def _flow_scheduler_label():
-    return registry.SCHEDULERS_BY_NAME["flow_shift"].label
+    return registry.SCHEDULERS_BY_NAME[registry.DEFAULT_SCHEDULER].label
 
 
 def checkpoint_identity(sd_model):
@@ -346,9 +345,10 @@ def make_webui_sampler(entry):
     """A k-diffusion-signature function over VE sigmas that runs `entry.function` in flow coordinates.
 
     The core's ve_bridge translates the state, the schedule, every model call, callback and noise
-    request, so the webui's denoiser and seeds are used unchanged and the result is x_ve.
+    request, so the webui's denoiser and seeds are used unchanged and the result is x_ve. The options
+    the webui passes (eta from its settings) are checked against the entry's (registry.Option).
     """
-    accepts = set(entry.options)
+    accepts = set(entry.option_names)
 
     def sample(model, x, sigmas, extra_args=None, callback=None, disable=None, **options):
         model_sampling = flow_model_sampling(model)     # any webui's denoiser with flow on (backend contract)
@@ -363,12 +363,13 @@ def make_webui_sampler(entry):
             message = refusal(processing)
             if message is not None:
                 raise FlowSamplingError(message)
-        kwargs = {name: value for name, value in options.items() if name in accepts and name != "noise_sampler"}
+        kwargs = entry.check_options({name: value for name, value in options.items()
+                                      if name in accepts and name != "noise_sampler"})
         if model_sampling.view == "flow":      # deterministic on a txt2img pass: native flow
             return entry.function(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable,
                                   **kwargs)
-        noise_sampler = options.get("noise_sampler") if "noise_sampler" in accepts else None
-        if "noise_sampler" in accepts and noise_sampler is None:
+        noise_sampler = options.get("noise_sampler") if entry.takes_noise_sampler else None
+        if entry.takes_noise_sampler and noise_sampler is None:
             processing = getattr(model, "p", None)
             rng = getattr(processing, "rng", None)
             if rng is not None:     # the webui's per-image seeds, as TorchHijack gives Euler a
@@ -381,10 +382,8 @@ def make_webui_sampler(entry):
     parameters += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None)
                    for name in ("extra_args", "callback", "disable")]
     # A1111 passes eta / noise_sampler only to functions whose signature names them
-    signature_options = [name for name in entry.options if name in ("eta", "noise_sampler")]
-    defaults = dict(inspect.signature(entry.function).parameters)
-    parameters += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=defaults[name].default)
-                   for name in signature_options]
+    parameters += [inspect.Parameter(option.name, inspect.Parameter.KEYWORD_ONLY, default=option.default)
+                   for option in entry.options if option.name in ("eta", "noise_sampler")]
     parameters.append(inspect.Parameter("options", inspect.Parameter.VAR_KEYWORD))
     sample.__signature__ = inspect.Signature(parameters)
     sample.__name__ = sample.__qualname__ = f"sample_{entry.name}"
@@ -393,40 +392,60 @@ def make_webui_sampler(entry):
     return sample
 
 
-WEBUI_SAMPLERS = tuple((entry, make_webui_sampler(entry)) for entry in registry.SAMPLERS)
+_WEBUI_FUNCTIONS = {}    # registry entry -> its webui function, made once (registration is idempotent)
+
+
+def _webui_function(entry, make):
+    if entry not in _WEBUI_FUNCTIONS:
+        _WEBUI_FUNCTIONS[entry] = make(entry)
+    return _WEBUI_FUNCTIONS[entry]
+
+
+WEBUI_SAMPLERS = tuple((entry, _webui_function(entry, make_webui_sampler)) for entry in registry.SAMPLERS)
 
 
 def sampler_options(entry):
-    """A1111 SamplerData options for a core sampler entry."""
-    options = {"scheduler": "flow_shift"}
-    if entry.name == "flow_heun":
-        options["second_order"] = True
+    """A1111 SamplerData options for a core sampler entry (the webuis' own keys, from the entry)."""
+    options = {"scheduler": registry.DEFAULT_SCHEDULER}
+    if entry.model_calls_per_step > 1:
+        options["second_order"] = True      # the webuis count such a sampler's steps twice
     if entry.stochastic:
         options["uses_ensd"] = True
-        if "noise_sampler" in entry.options:
+        if entry.takes_noise_sampler:
             options["brownian_noise"] = True
     return options
 
 
-def flow_shift_scheduler(n, sigma_min, sigma_max, inner_model, device):
-    """A1111 scheduler function for the core's flow_shift schedule (needs the flow denoiser)."""
-    model_sampling = flow_model_sampling(inner_model)
-    if model_sampling is None:
-        raise FlowSamplingError(
-            f"The '{_flow_scheduler_label()}' schedule type (the default of the Flow samplers) is the "
-            f"rectified-flow trainers' schedule and needs Flow sampling on (Flow sampling accordion: On, or "
-            f"Auto with a checkpoint marked rectified flow). Choose another sampler and schedule type for "
-            f"this checkpoint.")
-    return flow_schedulers.flow_shift(model_sampling, n).to(device)
+def make_webui_scheduler(entry):
+    """A webui scheduler function (n, sigma_min, sigma_max, inner_model, device) for a core scheduler
+    entry: the entry's sigmas in the view of the flow denoiser's model sampling (needs flow on)."""
+    def scheduler(n, sigma_min, sigma_max, inner_model, device):
+        model_sampling = flow_model_sampling(inner_model)
+        if model_sampling is None:
+            raise FlowSamplingError(
+                f"The '{entry.label}' schedule type is a rectified-flow schedule (the "
+                f"'{_flow_scheduler_label()}' one is the Flow samplers' default) and needs Flow sampling on "
+                f"(Flow sampling accordion: On, or Auto with a checkpoint marked rectified flow). Choose "
+                f"another sampler and schedule type for this checkpoint.")
+        return entry.function(model_sampling, n).to(device)
+
+    scheduler.__name__ = scheduler.__qualname__ = f"{entry.name}_scheduler"
+    scheduler.flow_entry = entry
+    return scheduler
+
+
+WEBUI_SCHEDULERS = tuple((entry, _webui_function(entry, make_webui_scheduler)) for entry in registry.SCHEDULERS)
+flow_shift_scheduler = _webui_function(registry.SCHEDULERS_BY_NAME[registry.DEFAULT_SCHEDULER], make_webui_scheduler)
 
 
 def register_samplers():
     """Add the Flow samplers to A1111's sampler list (idempotent: by label)."""
     from modules import sd_samplers, sd_samplers_common, sd_samplers_kdiffusion
     added = []
-    for entry, function in WEBUI_SAMPLERS:
+    for entry in registry.SAMPLERS:
         if entry.label in sd_samplers.all_samplers_map:
             continue
+        function = _webui_function(entry, make_webui_sampler)
         data = sd_samplers_common.SamplerData(
             entry.label,
             lambda model, function=function: sd_samplers_kdiffusion.KDiffusionSampler(function, model),
@@ -441,15 +460,15 @@ def register_samplers():
 
 
 def register_schedulers():
-    """Add the core's extra schedulers (Flow shift) to A1111's schedule types (idempotent: by name)."""
+    """Add the core's schedulers (registry.SCHEDULERS) to the webui's schedule types (idempotent: by
+    name). A1111, reForge and Forge share this path (modules.sd_schedulers)."""
     from modules import sd_samplers, sd_schedulers
     added = []
     for entry in registry.SCHEDULERS:
         if entry.name in sd_schedulers.schedulers_map:
             continue
-        if entry.name != "flow_shift":
-            continue    # each core scheduler needs an A1111 function; only flow_shift has one here
-        scheduler = sd_schedulers.Scheduler(entry.name, entry.label, flow_shift_scheduler, need_inner_model=True)
+        function = _webui_function(entry, make_webui_scheduler)
+        scheduler = sd_schedulers.Scheduler(entry.name, entry.label, function, need_inner_model=True)
         sd_schedulers.schedulers.append(scheduler)
         sd_schedulers.schedulers_map[entry.name] = scheduler
         sd_schedulers.schedulers_map[entry.label] = scheduler
@@ -473,6 +492,7 @@ def sampler_refusal(sampler_name):
     return TIMESTEP_SAMPLERS_MESSAGE
 
 
-__all__ = ["A1111Backend", "FlowDenoiser", "FlowState", "WEBUI_SAMPLERS", "make_webui_sampler",
+__all__ = ["A1111Backend", "FlowDenoiser", "FlowState", "WEBUI_SAMPLERS", "WEBUI_SCHEDULERS", "make_webui_sampler",
+           "make_webui_scheduler",
            "register_samplers", "register_schedulers", "observe_cfg_denoiser", "refusal",
            "flow_shift_scheduler", "sampler_refusal", "checkpoint_identity"]

@@ -8,10 +8,11 @@ from typing import NamedTuple, Optional
 from model_sampling_flow.checkpoint import inspect_cached as _inspect_cached
 from model_sampling_flow.schedule import (DEFAULT_SHIFT, DEFAULT_TIMESTEP_MAPPING, MAX_SHIFT, MIN_SHIFT,
                                          TIMESTEP_MAPPINGS, parse_number)
+from model_sampling_flow.model_sampling import DEFAULT_VIEW, VIEWS
 from model_sampling_flow.settings import INFOTEXT_KEYS, FlowSettings
 
 MODES = ("Off", "Auto", "On")
-VIEW_CHOICES = ("ve", "flow")
+VIEW_CHOICES = VIEWS
 # processing-object attribute the XYZ plot axes write; the script reads it before its own arguments
 OVERRIDES_ATTR = "flow_sampling_overrides"
 # The accordion's slider spans 0.1 .. 12 (what RF-SDXL trainers use); the API, XYZ and infotext may
@@ -188,5 +189,4 @@ XYZ_AXES = (
 )
 
 DEFAULTS = {"mode": "Off", "shift": DEFAULT_SHIFT, "timestep_mapping": DEFAULT_TIMESTEP_MAPPING,
-            "resolution_shift": False, "view": "ve"}
-INFOTEXT_KEY_ENABLED = INFOTEXT_KEYS["enabled"]
+            "resolution_shift": False, "view": DEFAULT_VIEW}

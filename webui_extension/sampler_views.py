@@ -1,4 +1,4 @@
-"""Which view each webui sampler integrates in while flow sampling is on (issue 10, design item 2).
+"""Which view each webui sampler integrates in while flow sampling is on.
 
 Deterministic samplers integrate in flow coordinates: the sampler sees the native flow model
 (flow sigmas in [0, 1], x = (1 - sigma) x0 + sigma noise), exactly what ComfyUI's ModelSamplingSD3
@@ -13,8 +13,7 @@ denoiser (they read alphas_cumprod, which describes the VE view); they are liste
 sampler has a known kind.
 """
 from model_sampling_flow import registry, ve_bridge
-
-FLOW, VE = "flow", "ve"
+from model_sampling_flow.model_sampling import FLOW, VE
 
 DETERMINISTIC = frozenset({
     # A1111 1.10 and reForge

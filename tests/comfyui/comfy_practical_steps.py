@@ -2,7 +2,7 @@
 
 Shared by tests/comfyui/test_comfyui_practical_steps.py (which asserts the bar) and
 benchmarks/bench_practical_steps_comfyui.py (which prints the table). No pytest import here;
-ComfyUI must already be imported (conftest.import_comfyui) and the repository loaded.
+ComfyUI must already be imported (flow_test_support.comfyui.import_comfyui) and the repository loaded.
 
 For one exact RF field (model_sampling_flow.oracles), one sampler, one scheduler and a step count:
   * ours: our node in its default configuration, through comfy.sample.sample (the KSampler path);

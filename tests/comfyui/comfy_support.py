@@ -180,8 +180,8 @@ if __name__ == "__main__":
     # python tests/comfyui/comfy_support.py [ve|flow|sd3]: print the table for docs/comfyui.md
     os.environ.setdefault("COMFYUI_DIR", os.path.join(REPO, "..", "shared", "hosts", "ComfyUI"))
     sys.path.insert(0, REPO)
-    import conftest
-    conftest.import_comfyui()
+    from flow_test_support.comfyui import import_comfyui
+    import_comfyui()
     package = load_repo_as_custom_node()
     import comfy.samplers
     import comfyui_version

@@ -180,7 +180,7 @@ def test_the_unet_receives_the_trainers_timestep(flow_node, mapping):
     sigmas = model_sampling.sigmas.new_tensor([float(s) for s in
                                                __import__("comfy.samplers").samplers.calculate_sigmas(model_sampling, "simple", 6)])
     support.sample(patched, "euler", "simple", steps=6)
-    # the flow view's numbers for the same table entries (issue 10: exactly, top entry included)
+    # the flow view's numbers for the same table entries (exactly, top entry included)
     from model_sampling_flow.model_sampling import FlowModelSampling
     flow_view = FlowModelSampling(shift=3.0, timestep_mapping=mapping)
     flow_sigmas = __import__("comfy.samplers").samplers.calculate_sigmas(flow_view, "simple", 6)
@@ -216,7 +216,7 @@ def test_sampler_nodes_expose_the_core_options(package):
     for entry in registry.SAMPLERS:
         node = next(cls for cls in package.NODE_CLASS_MAPPINGS.values() if getattr(cls, "registry_name", None) == entry.name)
         inputs = node.INPUT_TYPES()["required"]
-        assert set(inputs) == {o for o in entry.options if o != "noise_sampler"}
+        assert set(inputs) == {option.name for option in entry.widget_options}
         sampler = node().get_sampler(**{name: spec[1]["default"] for name, spec in inputs.items()})[0]
         assert sampler.sampler_function.__name__ == f"sample_{entry.name}"
 

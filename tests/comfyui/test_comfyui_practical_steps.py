@@ -1,4 +1,4 @@
-"""ComfyUI at the step counts people use (issue 10) and next to ComfyUI's newest nodes (issue 12).
+"""ComfyUI at the step counts people use and next to ComfyUI's newest nodes.
 
 Inside the real ComfyUI at COMFYUI_DIR (skips without it), with an SDXL model whose UNet returns
 the exact velocity of an RF field: every sampler x scheduler ComfyUI lists at 20 and 28 steps
@@ -187,7 +187,7 @@ def test_ksampler_at_shift_4_07_in_the_flow_view(package):
             assert abs(float(out.mean()) * 0.13025 - FIELD.mean) < 0.1
 
 
-# ---------------------------------------------------------------- issue 12: newer nodes
+# ---------------------------------------------------------------- newer nodes
 
 def _node_class(name):
     import comfy_extras.nodes_model_advanced as advanced

@@ -59,3 +59,20 @@ def test_model_sampling_sd3_is_biased_where_the_ve_view_is_not(package):
     for name in ("ddpm", "res_multistep_ancestral"):
         row = support.sampler_statistics(model, name, FIELD)
         assert row["mean"] > 0.6 and not row["passes"], row
+
+
+@pytest.mark.parametrize("scheduler", ["normal", "sgm_uniform"])
+def test_host_schedule_rounding_above_one_is_read_as_one(comfyui, scheduler):
+    """ComfyUI's normal / sgm_uniform at the widget's smallest shift (0.01) top out at 1.0000973 in the
+    flow view (rounding the timestep round trip amplifies, schedule.HOST_SCHEDULE_ROUNDING): the Flow
+    samplers take it as 1 and sample (Euler at shift 0.01 is coarse: the mean is checked); the core alone
+    (SIGMA_ONE_ROUNDING) would refuse it with a ValueError."""
+    import comfy.samplers
+    from model_sampling_flow import schedule
+    package = support.load_repo_as_custom_node()
+    model = package.NODE_CLASS_MAPPINGS["ModelSamplingFlowSDXL"]().patch(
+        support.analytic_sdxl(FIELD), 0.01, "continuous", "static", "flow")[0]
+    top = float(comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), scheduler, 8).max())
+    assert schedule.SIGMA_ONE_ROUNDING < top <= 1.0 + schedule.HOST_SCHEDULE_ROUNDING
+    row = support.sampler_statistics(model, "flow_euler", FIELD, steps=64, scheduler=scheduler, shape=(1, 4, 16, 16))
+    assert abs(row["mean"] - 0.5) < 0.02, row

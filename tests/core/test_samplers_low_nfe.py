@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+from flow_test_support.models import CountedModel
 from model_sampling_flow import registry, samplers, schedulers
 from model_sampling_flow.model_sampling import FlowModelSampling, FlowVEModelSampling
 from model_sampling_flow.oracles import GaussianMixtureField, gaussian_field, mixture_field
@@ -38,15 +39,6 @@ def rmse(a, b):
     return float(((a - b) ** 2).mean().sqrt())
 
 
-class Counted:
-    def __init__(self, field):
-        self.field, self.calls = field, 0
-
-    def __call__(self, x, sigma, **kwargs):
-        self.calls += 1
-        return self.field(x, sigma)
-
-
 def test_flow_pc_leads_the_registry_and_its_schedule_is_registered():
     assert registry.SAMPLERS[0].name == "flow_pc"
     assert registry.SAMPLERS[0].function is samplers.sample_flow_pc
@@ -56,7 +48,7 @@ def test_flow_pc_leads_the_registry_and_its_schedule_is_registered():
 
 @pytest.mark.parametrize("steps", [1, 2, 5, 8, 33])
 def test_one_model_call_a_step(steps):
-    model = Counted(GAUSSIAN)
+    model = CountedModel(GAUSSIAN)
     samplers.sample_flow_pc(model, noise(), pc_sigmas(steps), disable=True)
     assert model.calls == steps
 
@@ -158,7 +150,7 @@ def test_repeated_sigma_is_skipped_without_a_model_call():
     x1 = noise()
     sigmas = pc_sigmas(8)
     repeated = torch.cat([sigmas[:4], sigmas[3:4], sigmas[4:], sigmas[-1:]])
-    model = Counted(field)
+    model = CountedModel(field)
     out = samplers.sample_flow_pc(model, x1.clone(), repeated, disable=True)
     assert model.calls == 8
     assert torch.equal(out, samplers.sample_flow_pc(field, x1.clone(), sigmas, disable=True))

@@ -5,14 +5,14 @@ import pytest
 import torch
 
 from model_sampling_flow.model_sampling import FlowModelSampling, FlowVEModelSampling
-from model_sampling_flow.schedulers import SCHEDULERS, beta_ppf, get_sigmas
+from model_sampling_flow.schedulers import SCHEDULES_BY_NAME, beta_ppf, get_sigmas
 from model_sampling_flow.views import sigma_from_ve
 
 SHIFTS = (1.0, 1.7, 3.0, 6.0, 12.0)
 COMFY_NAMES = ("simple", "sgm_uniform", "normal", "beta", "karras", "exponential")
 
 
-@pytest.mark.parametrize("name", sorted(SCHEDULERS))
+@pytest.mark.parametrize("name", sorted(SCHEDULES_BY_NAME))
 @pytest.mark.parametrize("view", ["flow", "ve"])
 @pytest.mark.parametrize("steps", [1, 2, 9, 30])
 def test_descending_ending_in_zero_within_the_view(name, view, steps):
@@ -32,7 +32,7 @@ def test_native_view_starts_from_pure_noise(name):
     assert float(get_sigmas(FlowModelSampling(3.0), name, 10)[0]) == 1.0
 
 
-@pytest.mark.parametrize("name", sorted(SCHEDULERS))
+@pytest.mark.parametrize("name", sorted(SCHEDULES_BY_NAME))
 def test_views_agree_on_the_flow_sigmas(name):
     flow = get_sigmas(FlowModelSampling(3.0), name, 12).double()
     ve = sigma_from_ve(get_sigmas(FlowVEModelSampling(3.0), name, 12).double())
@@ -63,7 +63,7 @@ def test_bad_scheduler_arguments_are_rejected_naming_them():
         with pytest.raises(ValueError, match="steps"):
             get_sigmas(ms, "simple", bad)
     with pytest.raises(ValueError, match="rho"):
-        SCHEDULERS["karras"](ms, 10, rho=0)
+        SCHEDULES_BY_NAME["karras"](ms, 10, rho=0)
 
 
 @pytest.mark.parametrize("shift", SHIFTS)

@@ -1,4 +1,4 @@
-"""Edges of what the core accepts (issue 10, items 3 and 5): float32 table tops, repeated and
+"""Edges of what the core accepts: float32 table tops, repeated and
 increasing sigmas, the shift range, argument types, Brownian-tree noise inside its interval."""
 import math
 import warnings
@@ -14,7 +14,7 @@ from model_sampling_flow.model_sampling import FlowModelSampling, FlowVEModelSam
 from model_sampling_flow.oracles import gaussian_field
 from model_sampling_flow.schedule import (FLOAT32_ONE_ABOVE, MAX_SHIFT, MIN_SHIFT, SIGMA_ONE_ROUNDING, check_choice, check_integer,
                                           check_number, check_shift, inverse_time_shift, time_shift)
-from model_sampling_flow.schedulers import SCHEDULERS, get_sigmas
+from model_sampling_flow.schedulers import SCHEDULES_BY_NAME, get_sigmas
 from model_sampling_flow.settings import FlowSettings
 from model_sampling_flow.views import flow_schedule_to_ve
 
@@ -26,7 +26,7 @@ WIDGET_SHIFTS = [round(k * 0.01, 2) for k in range(1, 10001)]
 
 def _run(entry, sigmas, view, shift):
     x = torch.randn(1, 1, 2, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    options = {"noise_sampler": lambda s, t: torch.zeros_like(x)} if "noise_sampler" in entry.options else {}
+    options = {"noise_sampler": lambda s, t: torch.zeros_like(x)} if entry.takes_noise_sampler else {}
     if view == "flow":
         return entry.function(FIELD, x, sigmas, disable=True, **options)
     ve_model = lambda x_ve, sigma_ve: FIELD(x_ve / (1 + sigma_ve), sigma_ve / (1 + sigma_ve))  # noqa: E731
@@ -133,7 +133,7 @@ def test_argument_types_are_checked_naming_the_argument():
         (lambda: FlowModelSampling(shift=True), "shift"),
         (lambda: FlowModelSampling(timestep_mapping=["continuous"]), "timestep_mapping"),
         (lambda: FlowSettings(view=["ve"]), "view"),
-        (lambda: SCHEDULERS["karras"](ms, 4, rho="7"), "rho"),
+        (lambda: SCHEDULES_BY_NAME["karras"](ms, 4, rho="7"), "rho"),
     ]
     for call, name in cases:
         with pytest.raises(ValueError, match=name):

@@ -1,12 +1,12 @@
 """The network's timestep in the VE view equals the flow view's and the trainers' rule exactly
-(issue 10, item 4), for every sigma every schedule produces."""
+for every sigma every schedule produces."""
 
 import pytest
 import torch
 
 from model_sampling_flow.model_sampling import FlowModelSampling, FlowVEModelSampling
 from model_sampling_flow.schedule import TIMESTEP_MAPPINGS
-from model_sampling_flow.schedulers import SCHEDULERS, get_sigmas
+from model_sampling_flow.schedulers import SCHEDULES_BY_NAME, get_sigmas
 from model_sampling_flow.views import sigma_from_ve, sigma_to_ve
 
 
@@ -27,7 +27,7 @@ def trainer_timestep(mapping, sigma):
 def test_ve_view_timestep_equals_flow_view_and_trainer(mapping, shift):
     flow_ms = FlowModelSampling(shift=shift, timestep_mapping=mapping)
     ve_ms = FlowVEModelSampling(shift=shift, timestep_mapping=mapping)
-    for name in sorted(SCHEDULERS):
+    for name in sorted(SCHEDULES_BY_NAME):
         for steps in range(1, 65):
             flow = get_sigmas(flow_ms, name, steps)
             ve = get_sigmas(ve_ms, name, steps)

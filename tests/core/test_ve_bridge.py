@@ -26,7 +26,7 @@ def test_ve_host_matches_flow_coordinates(entry):
     draws = [torch.randn(noise.shape, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
              for _ in range(steps)]
     options = {}
-    if "noise_sampler" in entry.options:
+    if entry.takes_noise_sampler:
         options = {"noise_sampler": lambda s, sn, it=iter(draws): next(it)}
     seen = []
     out_ve = sample_in_ve(entry.function, ve_denoiser, noise * ve_sigmas[0], ve_sigmas, disable=True,

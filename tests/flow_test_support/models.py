@@ -73,3 +73,15 @@ class ExactVelocityNetwork(torch.nn.Module):
 def exact_velocity_network(field, timestep_to_sigma=None, sigma_clamp=None):
     """ExactVelocityNetwork(field, timestep_to_sigma, sigma_clamp)."""
     return ExactVelocityNetwork(field, timestep_to_sigma, sigma_clamp)
+
+
+class CountedModel:
+    """A denoiser `model(x, sigma, **extra_args)` that calls `field(x, sigma)` and counts the calls
+    (`calls`): the model evaluations a sampler spends, for the accuracy-per-call tests and benchmark."""
+
+    def __init__(self, field):
+        self.field, self.calls = field, 0
+
+    def __call__(self, x, sigma, **kwargs):
+        self.calls += 1
+        return self.field(x, sigma)

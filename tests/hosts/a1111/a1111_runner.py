@@ -505,7 +505,7 @@ def suite_lifecycle(run):
     return out
 
 
-# ---- practical step counts (issue 10): every sampler x schedule type at 20 and 28 steps ----------
+# ---- practical step counts: every sampler x schedule type at 20 and 28 steps ----------
 PRACTICAL_SHIFT = 3.0
 
 
@@ -578,7 +578,7 @@ def practical_reference(run, sampler_label, scheduler_label, steps, noise, field
         noise_sampler = None
         if config.options.get("brownian_noise", False):
             noise_sampler = ks.BrownianTreeNoiseSampler(x, sigmas[sigmas > 0].min(), sigmas.max(), seed=seeds)
-        elif "noise_sampler" in ours.options:
+        elif ours.takes_noise_sampler:
             noise_sampler = lambda s, t: image_rng.next().to(x)  # noqa: E731
         return ve_bridge.sample_in_ve(ours.function, denoiser, x, sigmas, disable=True,
                                       noise_sampler=noise_sampler).double(), None, same_noise

@@ -1,4 +1,4 @@
-"""End-to-end tests inside real A1111 v1.10.1 (issue 7): the extension installed in the webui's
+"""End-to-end tests inside real A1111 v1.10.1: the extension installed in the webui's
 extensions folder, the webui's own process_images on an analytic rectified-flow stand-in model.
 
 Needs A1111_DIR (an A1111 v1.10.1 tree; it is copied, never written) and A1111_PYTHON (the Python
@@ -254,7 +254,7 @@ def test_xyz_axes_apply(host):
     assert life["final_patch"] == []        # the last generation had flow off
 
 
-# ---- 5. practical step counts (issue 10): every sampler x schedule type, 20 and 28 steps -------
+# ---- 5. practical step counts: every sampler x schedule type, 20 and 28 steps -------
 def practical_failures(rows):
     """Rows that miss the bar: deterministic RMSE to the exact endpoint <= 1.1 x + 1e-3 that of the
     same sampler and schedule in native flow coordinates; stochastic mean and std within 0.01 of

@@ -125,7 +125,7 @@ def _stop_all():
 atexit.register(_stop_all)
 
 
-# the shared acceptance bar (issue 7): at 256 steps, within these of the exact data moments
+# the shared acceptance bar: at 256 steps, within these of the exact data moments
 MEAN_TOLERANCE, STD_TOLERANCE = bar.MEAN_TOLERANCE, bar.STD_TOLERANCE
 DATA_MEAN, DATA_STD = bar.DATA_MEAN, bar.DATA_STD
 

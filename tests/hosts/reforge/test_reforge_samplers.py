@@ -91,7 +91,7 @@ def test_refused_samplers_would_be_wrong():
 
 
 def test_stochastic_samplers_that_advanced_model_sampling_gets_wrong_are_right():
-    # issue 7's measurement with AMS (SD3, shift 3): these landed at mean 0.67-0.73
+    # measured with AMS (SD3, shift 3) before flow sampling: these landed at mean 0.67-0.73
     rows = _samplers()["samplers"]
     for name in ("Euler a", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 3M SDE", "DPM2 a", "DPM++ 2S a",
                  "Restart", "DDIM", "PLMS", "UniPC"):

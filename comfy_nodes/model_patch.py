@@ -75,7 +75,7 @@ class FlowVEModelSamplingComfy(ComfyRebuildProtocol, core_model_sampling.FlowVEM
     sigma_data = 1.0
 
 
-HOST_CLASSES = {"flow": FlowModelSamplingComfy, "ve": FlowVEModelSamplingComfy}
+HOST_CLASSES = {core_model_sampling.FLOW: FlowModelSamplingComfy, core_model_sampling.VE: FlowVEModelSamplingComfy}
 _CLASSES_BY_SETTINGS = {}
 
 
