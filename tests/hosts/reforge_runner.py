@@ -741,34 +741,78 @@ def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, s
     from webui_extension.reforge import _discrete_schedule_class
     flow_table = FlowModelSampling(shift=PRACTICAL_SHIFT).sigmas
     cap = PRACTICAL_SHIFT * (1 - 1e-4) / (1 + (PRACTICAL_SHIFT - 1) * (1 - 1e-4))
+    from model_sampling_flow.model_sampling import FlowVEModelSampling
     sampler = sd_samplers.create_sampler(sampler_name, sd_model)
     wrap = _discrete_schedule_class()(flow_table.clone(), False)
     wrap.inner_model = sd_model
     sampler.model_wrap = wrap
+    if type(sampler).__name__ == "AlterSampler":
+        # reForge's own samplers take the schedule type from sample() and their sigmas from
+        # ldm_patched's unet.model.model_sampling: the flow view's, here
+        sampler.scheduler_name = scheduler
+        sampler.unet = types.SimpleNamespace(model=types.SimpleNamespace(model_sampling=FlowModelSampling(
+            shift=PRACTICAL_SHIFT)), load_device=torch.device("cpu"))
     p = host.Processing(sd_model, sampler_name=sampler_name, scheduler=scheduler, steps=steps, seed=seed,
                         width=PRACTICAL_SIZE, height=PRACTICAL_SIZE, cond_size=SMALL_CONDS)
-    flow_sigmas = sampler.get_sigmas(p, steps).double().cpu()
+    from model_sampling_flow import registry, schedulers as flow_schedulers, ve_bridge
+    ours = next((entry for entry in registry.SAMPLERS if entry.label == sampler_name), None)
+    resolved = sampler.config.options.get("scheduler") if scheduler == "Automatic" else scheduler
+    if resolved in ("flow_shift", "Flow shift"):    # the core's trainers' schedule, in flow sigma
+        flow_sigmas = flow_schedulers.flow_shift(FlowModelSampling(shift=PRACTICAL_SHIFT), steps).double()
+    else:
+        flow_sigmas = sampler.get_sigmas(p, steps).double().cpu()
 
     def to_ve(values):
         values = values.double().clamp(max=cap)
         return (values / (1 - values)).float()
 
+    class Denoiser:
+        # ldm_patched's SDE samplers read model.inner_model.model_patcher.get_model_object("model_sampling")
+        # (non-CONST: their VE formulas); the flow reference is used for deterministic samplers only
+        inner_model = types.SimpleNamespace(model_patcher=types.SimpleNamespace(
+            get_model_object=lambda name: FlowVEModelSampling(shift=PRACTICAL_SHIFT)))
+
+        def __init__(self, function):
+            self.function = function
+
+        def __call__(self, x, sigma, model_options=None, **kwargs):
+            denoised = self.function(x, sigma)
+            # the CFG++ samplers read the unconditional prediction through ldm_patched's post-CFG hook
+            # (sampling_function's arguments; cfg 1: cond = uncond = the field)
+            for hook in (model_options or {}).get("sampler_post_cfg_function", []):
+                denoised = hook({"denoised": denoised, "cond": None, "uncond": None, "cond_scale": 1.0,
+                                 "model": None, "uncond_denoised": denoised, "cond_denoised": denoised,
+                                 "sigma": sigma, "model_options": model_options, "input": x})
+            return denoised
+
     if view == "flow":
         sigmas, table = flow_sigmas.float(), flow_table
 
-        def denoiser(x, sigma, **kwargs):
+        def flow_field(x, sigma):
             return field(x.double(), sigma.double().reshape(-1, *[1] * (x.ndim - 1))).to(x.dtype)
+        denoiser = Denoiser(flow_field)
     else:
         sigmas, table = to_ve(flow_sigmas), to_ve(flow_table.double())
 
-        def denoiser(x, sigma, **kwargs):
+        def ve_field(x, sigma):
             s = sigma.double().reshape(-1, *[1] * (x.ndim - 1))
             return field(x.double() / (1 + s), s / (1 + s)).to(x.dtype)
+        denoiser = Denoiser(ve_field)
     image_rng = rng.ImageRNG((4, PRACTICAL_SIZE // 8, PRACTICAL_SIZE // 8), p.seeds)
     noise = image_rng.next()
     x = noise * sigmas[0]
     module = sys.modules[sampler.func.__module__]
     hijack = sd_samplers_common.TorchHijack(types.SimpleNamespace(rng=image_rng))
+    if ours is not None:        # the core's own function, natively or through the core's VE bridge
+        if view == "flow":
+            return noise, ours.function(denoiser, x, sigmas, disable=True).double(), None
+        noise_sampler = None
+        if sampler.config.options.get("brownian_noise", False):
+            noise_sampler = sampler.create_noise_sampler(x, sigmas, p)
+        elif "noise_sampler" in ours.options:
+            noise_sampler = lambda s, t: image_rng.next().to(x)  # noqa: E731
+        return noise, ve_bridge.sample_in_ve(ours.function, denoiser, x, sigmas, disable=True,
+                                             noise_sampler=noise_sampler).double(), None
     parameters = inspect.signature(sampler.func).parameters
     kwargs = {}
     if "n" in parameters:
@@ -804,6 +848,7 @@ def suite_practical():
     from model_sampling_flow.settings import FlowSettings
     kinds = _sampler_kinds()
     backend = load_backend()
+    register_flow_samplers()        # the Flow samplers are listed too (reForge with repositories/k-diffusion)
     fields = {"gaussian": gaussian_field(DATA_MEAN, DATA_STD), "mixture": mixture_field()}
     listed = [s.name for s in sd_samplers.visible_samplers()]
     samplers = json.loads(os.environ["FLOW_PRACTICAL_SAMPLERS"]) if os.environ.get("FLOW_PRACTICAL_SAMPLERS") \
