@@ -904,7 +904,20 @@ def suite_practical():
     return {"rows": rows, "listed": listed, "schedulers": all_schedulers, "shift": PRACTICAL_SHIFT}
 
 
-SUITES = {"practical": suite_practical, "samplers": suite_samplers, "schedulers": suite_schedulers, "img2img": suite_img2img,
+# The tier's share of the practical sweep (tests/test_reforge_practical.py): every listed sampler at 20
+# and 28 steps on both fields with the schedule types below, Automatic (each sampler's own default) and
+# Karras (sigma-spaced, the worst before); FLOW_PRACTICAL_* still override it
+TIER_PRACTICAL = {"FLOW_PRACTICAL_STEPS": "[20, 28]", "FLOW_PRACTICAL_FIELDS": '["gaussian", "mixture"]',
+                  "FLOW_PRACTICAL_SCHEDULERS": '["Automatic", "Karras"]'}
+
+
+def suite_practical_tier():
+    for name, value in TIER_PRACTICAL.items():
+        os.environ.setdefault(name, value)
+    return suite_practical()
+
+
+SUITES = {"practical": suite_practical, "practical_tier": suite_practical_tier, "samplers": suite_samplers, "schedulers": suite_schedulers, "img2img": suite_img2img,
           "lifecycle": suite_lifecycle, "eps_control": suite_eps_control,
           "process_images": suite_process_images, "ams_baseline": suite_ams_baseline}
 
