@@ -10,11 +10,9 @@ mapped to VE (same seeds); or refused with a message that says why and what to p
 """
 import reforge_harness as harness  # noqa: E402
 
-# Stochastic samplers whose reference cannot draw the webui pass's noise: Restart draws its
-# restart noise from the global torch generator between passes and "Custom Sampler" runs what
-# Settings choose. Every other stochastic row is asserted (the reference uses the pass's
-# ImageRNG through k-diffusion's TorchHijack, or Brownian trees on its seeds).
-OTHER_NOISE = {"Restart", "Custom Sampler"}
+# Every row is judged: the references draw the pass's noise (k-diffusion's TorchHijack over the pass's
+# ImageRNG, Brownian trees on its seeds, and the global generator seeded the same for the samplers
+# that draw from it: Restart, the SMEA / Dy family, ldm_patched's own).
 
 
 def _practical():
@@ -43,9 +41,6 @@ def test_practical_rows_meet_the_bar_or_are_refused():
             continue
         if row["kind"] == "timestep":
             continue        # DDIM / PLMS / UniPC read alphas_cumprod: test_reforge_samplers judges them
-        sampler = key.split(" | ")[2]
-        if row["kind"] == "stochastic" and sampler in OTHER_NOISE:
-            continue
         if row.get("reference_error") or "ref_mean" not in row:
             failures.append(f"{key}: no reference ({row.get('reference_error')})")
         elif not row["finite"]:

@@ -24,7 +24,7 @@ EXCLUDED = {
     "Kohaku_LoNyu_Yog": "mirrored evaluations",
     # their 2S step mixes the CFG++ correction into the ancestral step; wrong at cfg 1 on EPS too
     "DPM++ 2S Ancestral CFG++": "ancestral CFG++ step", "DPM++ 2S Ancestral CFG++ Dyn": "ancestral CFG++ step",
-    "DPM++ 2S Ancestral CFG++ Intern": "ancestral CFG++ step",
+    # (DPM++ 2S Ancestral CFG++ Intern, the same step at half resolution, is refused: REFUSED_SAMPLERS)
 }
 
 

@@ -58,6 +58,11 @@ REFUSED_SAMPLERS = {
     "Euler A Comfy RF": _FLOW_PARAMETERISATION.format(twin="Euler A Comfy"),
     "DPM++ 2S Ancestral Comfy RF": _FLOW_PARAMETERISATION.format(twin="DPM++ 2S Ancestral Comfy"),
     "ODE (Dopri5)": _ADAPTIVE_ODE,
+    "DPM++ 2S Ancestral CFG++ Intern": "it evaluates the model on a half-resolution latent and mixes the CFG++ "
+                                       "correction into the ancestral step, so it misses the distribution of an "
+                                       "ordinary EPS model too, and where an ancestral step leaves no deterministic "
+                                       "part (sigma-spaced schedules over a flow model's range) it stops with a "
+                                       "tensor size error; DPM++ 2S a and DPM++ 2S Ancestral Comfy are right",
     # listed only with the "ldm patched (Comfy)" sampling backend
     "Euler A2": _FLOW_PARAMETERISATION.format(twin="Euler a") + "; it also halves the injected noise by "
                 "averaging two noise draws, which misses the distribution of an EPS model too",
@@ -209,6 +214,19 @@ class _FlowUnetView:
     def __init__(self, unet, flow_model_sampling):
         self.model = type("FlowModelView", (), {"model_sampling": flow_model_sampling})()
         self.load_device = getattr(unet, "load_device", torch.device("cpu"))
+
+
+class _FlowSdModelView:
+    """The sd_model as a webui schedule function sees it through a flow-range denoiser: its unet's
+    `model.model_sampling` is the flow view's; everything else is the model's own."""
+
+    def __init__(self, sd_model, flow_model_sampling):
+        self._sd_model = sd_model
+        self.forge_objects = type("FlowObjectsView", (), {})()
+        self.forge_objects.unet = _FlowUnetView(sd_model.forge_objects.unet, flow_model_sampling)
+
+    def __getattr__(self, name):
+        return getattr(self._sd_model, name)
 
 
 def _alter_schedule_over_flow_range(sampler, flow_model_sampling, ve_schedule):
@@ -388,10 +406,13 @@ class ReforgeBackend(Backend):
         label = getattr(config, "name", None) or getattr(p, "sampler_name", None)
         img2img = bool(getattr(p, "is_hr_pass", False)) or hasattr(p, "init_images")
         flow_ms = state.flow_view()
-        if _is_alter_sampler(sampler):
+        if self.refusal(p) is not None:
+            pass    # refused: a forced run samples on the VE table's schedule, which the refusals were measured on
+        elif _is_alter_sampler(sampler):
             _alter_schedule_over_flow_range(sampler, flow_ms, state.model_sampling.ve_schedule)
         else:
-            flow_denoiser = make_denoiser(sd_model, flow_ms)
+            # Turbo reads inner_model.inner_model.forge_objects.unet.model.model_sampling: the flow view's too
+            flow_denoiser = make_denoiser(_FlowSdModelView(sd_model, flow_ms), flow_ms)
             flow_denoiser.flow_view = flow_ms
             sampler_views.schedule_over_flow_range(sampler, flow_denoiser, state.model_sampling.ve_schedule)
         if not img2img and label in FLOW_COORDINATES:

@@ -715,6 +715,7 @@ PRACTICAL_SIZE = 128             # 16 x 16 latent; the references draw the same 
 FULL_PRODUCT_SAMPLERS = ("DPM++ 2M", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 2S a", "DPM++ 3M SDE",
                          "Euler a", "Euler", "LMS", "Heun", "DPM2", "DPM2 a", "DPM fast", "DPM adaptive", "Restart")
 PRACTICAL_SCHEDULERS = ("Automatic", "Karras", "Exponential", "Simple", "Beta")
+GLOBAL_NOISE_SEED = 1234
 
 
 def _sampler_kinds():
@@ -743,8 +744,10 @@ def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, s
     cap = PRACTICAL_SHIFT * (1 - 1e-4) / (1 + (PRACTICAL_SHIFT - 1) * (1 - 1e-4))
     from model_sampling_flow.model_sampling import FlowVEModelSampling
     sampler = sd_samplers.create_sampler(sampler_name, sd_model)
+    from webui_extension.reforge import _FlowSdModelView
     wrap = _discrete_schedule_class()(flow_table.clone(), False)
-    wrap.inner_model = sd_model
+    # Turbo reads inner_model.inner_model.forge_objects.unet.model.model_sampling: the flow view's
+    wrap.inner_model = _FlowSdModelView(sd_model, FlowModelSampling(shift=PRACTICAL_SHIFT))
     sampler.model_wrap = wrap
     if type(sampler).__name__ == "AlterSampler":
         # reForge's own samplers take the schedule type from sample() and their sigmas from
@@ -771,9 +774,9 @@ def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, s
         # (non-CONST: their VE formulas); the flow reference is used for deterministic samplers only
         inner_model = types.SimpleNamespace(model_patcher=types.SimpleNamespace(
             get_model_object=lambda name: FlowVEModelSampling(shift=PRACTICAL_SHIFT)))
-
         def __init__(self, function):
             self.function = function
+            self.init_latent = self.mask = self.nmask = None    # read (and deleted) by the SMEA / Dy samplers
 
         def __call__(self, x, sigma, model_options=None, **kwargs):
             denoised = self.function(x, sigma)
@@ -801,7 +804,6 @@ def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, s
     image_rng = rng.ImageRNG((4, PRACTICAL_SIZE // 8, PRACTICAL_SIZE // 8), p.seeds)
     noise = image_rng.next()
     x = noise * sigmas[0]
-    module = sys.modules[sampler.func.__module__]
     hijack = sd_samplers_common.TorchHijack(types.SimpleNamespace(rng=image_rng))
     if ours is not None:        # the core's own function, natively or through the core's VE bridge
         if view == "flow":
@@ -827,8 +829,12 @@ def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, s
         kwargs["noise_sampler"] = sampler.create_noise_sampler(x, sigmas, p)
     if sampler.config.options.get("solver_type") == "heun":
         kwargs["solver_type"] = "heun"
+    # the pass hijacks only the k-diffusion module the webui samples with (sd_samplers_common.sampling);
+    # ldm_patched's, the SMEA and the Restart samplers draw from the global generator, seeded as in the pass
+    module = sd_samplers_common.sampling
     had_torch = getattr(module, "torch", None)
     module.torch = hijack
+    torch.manual_seed(GLOBAL_NOISE_SEED)
     try:
         out = sampler.func(denoiser, x, extra_args={}, disable=True, **kwargs)
     except Exception as error:  # noqa: BLE001  (reported in the table)
@@ -877,8 +883,11 @@ def suite_practical():
                                         width=PRACTICAL_SIZE, height=PRACTICAL_SIZE, cond_size=SMALL_CONDS)
                     row = {"kind": kind, "error": None}
                     t0 = time.time()
+                    def before(p):
+                        backend.before_sampling(p)
+                        torch.manual_seed(GLOBAL_NOISE_SEED)    # the samplers drawing from the global generator
                     try:
-                        samples = host.txt2img(p, before_sampling=backend.before_sampling).double()
+                        samples = host.txt2img(p, before_sampling=before).double()
                     except Exception as error:     # a refusal's message, or a failure for the table
                         row["error"] = f"{type(error).__name__}: {error}"
                         samples = None
