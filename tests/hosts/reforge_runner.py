@@ -761,7 +761,11 @@ def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, s
     ours = next((entry for entry in registry.SAMPLERS if entry.label == sampler_name), None)
     resolved = sampler.config.options.get("scheduler") if scheduler == "Automatic" else scheduler
     if resolved in ("flow_shift", "Flow shift"):    # the core's trainers' schedule, in flow sigma
-        flow_sigmas = flow_schedulers.flow_shift(FlowModelSampling(shift=PRACTICAL_SHIFT), steps).double()
+        discard = sampler.config.options.get("discard_next_to_last_sigma", False)   # as get_sigmas does
+        flow_sigmas = flow_schedulers.flow_shift(FlowModelSampling(shift=PRACTICAL_SHIFT),
+                                                 steps + (1 if discard else 0)).double()
+        if discard:
+            flow_sigmas = torch.cat([flow_sigmas[:-2], flow_sigmas[-1:]])
     else:
         flow_sigmas = sampler.get_sigmas(p, steps).double().cpu()
 
