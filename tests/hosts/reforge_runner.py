@@ -75,7 +75,7 @@ def measure_unrefused(backend, sd_model, sampler_name, scheduler="Automatic", st
     def before(p):
         func = p.sampler.func
         backend.before_sampling(p)
-        p.sampler.func = func
+        p.sampler.func = getattr(p.sampler.func, "unrefused", None) or func     # what the pass would run
     p = host.Processing(sd_model, sampler_name=sampler_name, scheduler=scheduler, steps=steps,
                         width=SIZE, height=SIZE, cond_size=SMALL_CONDS)
     try:
