@@ -51,6 +51,13 @@ TIMESTEP = frozenset({"DDIM", "DDIM CFG++", "PLMS", "UniPC", "LCM"})
 # deterministic samplers in flow coordinates instead (integrate_in_flow_coordinates below; its table
 # is webui_extension.reforge.FLOW_COORDINATES).
 FLOW_VIEW = frozenset({"Euler", "LMS", "Heun", "DPM2", "DPM++ 2M"})
+# The samplers both webuis share, measured right on a schedule computed over the flow range and mapped
+# to VE (docs/practical_steps.txt), and ours. reForge computes every pass's schedule over the flow range
+# (its own samplers through ldm_patched's calculate_sigmas on the flow view: webui_extension.reforge).
+FLOW_RANGE_SCHEDULE = frozenset({
+    "Euler", "LMS", "Heun", "DPM2", "DPM++ 2M", "Euler a", "DPM2 a", "DPM++ 2S a", "DPM++ SDE",
+    "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 3M SDE", "DPM fast", "DPM adaptive", "Restart",
+}) | {entry.label for entry in registry.SAMPLERS}
 
 DETERMINISTIC_KIND, STOCHASTIC_KIND, TIMESTEP_KIND = "deterministic", "stochastic", "timestep"
 
