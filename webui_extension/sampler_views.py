@@ -12,6 +12,8 @@ Samplers listed by label, as A1111 1.10 and reForge show them. TIMESTEP samplers
 denoiser (they read alphas_cumprod, which describes the VE view); they are listed so every host
 sampler has a known kind.
 """
+import inspect
+
 from model_sampling_flow import registry, ve_bridge
 from model_sampling_flow.model_sampling import FLOW, VE
 
@@ -43,14 +45,14 @@ STOCHASTIC = frozenset({
 })
 TIMESTEP = frozenset({"DDIM", "DDIM CFG++", "PLMS", "UniPC", "LCM"})
 
-# Deterministic samplers measured as accurate as natively in the flow view inside both webuis
-# (docs/practical_steps.txt). reForge's other deterministic samplers read more of the webui's
-# model wrapper than (x, sigma) -> x0 and stay in the VE view until measured there.
+# Deterministic samplers A1111 runs on its flow-view denoiser (measured as accurate as natively in
+# flow coordinates, docs/practical_steps.txt). reForge keeps its VE denoiser and integrates its
+# deterministic samplers in flow coordinates instead (integrate_in_flow_coordinates below; its table
+# is webui_extension.reforge.FLOW_COORDINATES).
 FLOW_VIEW = frozenset({"Euler", "LMS", "Heun", "DPM2", "DPM++ 2M"})
-# Samplers measured right on a schedule computed over the flow range and mapped to VE, inside
-# reForge (docs/practical_steps.txt). reForge's own samplers (DEIS, IPNDM_V, RES Solver, the Comfy
-# and CFG++ SDE ones returned NaN on it; SA-Solver stopped with a singular matrix) keep the VE
-# table's schedule there, as before.
+# The samplers both webuis share, measured right on a schedule computed over the flow range and mapped
+# to VE (docs/practical_steps.txt), and ours. reForge computes every pass's schedule over the flow range
+# (its own samplers through ldm_patched's calculate_sigmas on the flow view: webui_extension.reforge).
 FLOW_RANGE_SCHEDULE = frozenset({
     "Euler", "LMS", "Heun", "DPM2", "DPM++ 2M", "Euler a", "DPM2 a", "DPM++ 2S a", "DPM++ SDE",
     "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 3M SDE", "DPM fast", "DPM adaptive", "Restart",
@@ -140,8 +142,9 @@ def integrate_in_flow_coordinates(sampler):
     what it computes natively in flow coordinates (ComfyUI + ModelSamplingSD3, reForge's AMS) on the
     same flow schedule, with no second model object: nothing outlives the pass.
 
-    For deterministic samplers that see the model only as (x, sigma) -> denoised (DETERMINISTIC and
-    FLOW_VIEW above). Changes this sampler object only; a second call is a no-op.
+    For deterministic samplers that see the model only as (x, sigma) -> denoised (DETERMINISTIC above).
+    The wrapper shows the function's own signature, so the webui passes the same options (s_churn,
+    n, ...). Changes this sampler object only; a second call is a no-op.
     """
     original = getattr(sampler, "func", None)
     if original is None or getattr(original, "flow_coordinates", False):
@@ -154,5 +157,9 @@ def integrate_in_flow_coordinates(sampler):
         return ve_bridge.sample_in_ve(original, model, x, sigmas, extra_args=extra_args, callback=callback,
                                       disable=disable, **options)
 
+    try:
+        func.__signature__ = inspect.signature(original)
+    except (TypeError, ValueError):     # a builtin without a signature: the wrapper's own
+        pass
     func.flow_coordinates = True
     sampler.func = func

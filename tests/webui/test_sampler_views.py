@@ -94,3 +94,17 @@ def test_integrate_in_flow_coordinates_equals_the_sampler_run_natively_in_flow()
     assert torch.allclose(out, native, atol=1e-9)
     assert (in_ve - native).abs().max() > 1e3 * (out - native).abs().max()   # VE-coordinate Euler differs
     assert float(seen[0]["sigma"]) == float(ve_sigmas[0])  # the host's callback speaks VE
+
+
+def test_integrate_in_flow_coordinates_shows_the_function_signature():
+    """The webuis pick the options they pass (sigmas, n, s_churn, eta ...) from the function's
+    signature: the wrapper must show the sampler's own."""
+    import inspect
+
+    def euler(model, x, sigmas, extra_args=None, callback=None, disable=None, s_churn=0.0, s_noise=1.0):
+        return x
+
+    sampler = type("S", (), {"func": staticmethod(euler)})()
+    views.integrate_in_flow_coordinates(sampler)
+    assert sampler.func is not euler
+    assert list(inspect.signature(sampler.func).parameters) == list(inspect.signature(euler).parameters)

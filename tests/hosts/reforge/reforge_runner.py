@@ -75,7 +75,7 @@ def measure_unrefused(backend, sd_model, sampler_name, scheduler="Automatic", st
     def before(p):
         func = p.sampler.func
         backend.before_sampling(p)
-        p.sampler.func = func
+        p.sampler.func = getattr(p.sampler.func, "unrefused", None) or func     # what the pass would run
     p = host.Processing(sd_model, sampler_name=sampler_name, scheduler=scheduler, steps=steps,
                         width=SIZE, height=SIZE, cond_size=SMALL_CONDS)
     try:
@@ -715,6 +715,7 @@ PRACTICAL_SIZE = 128             # 16 x 16 latent; the references draw the same 
 FULL_PRODUCT_SAMPLERS = ("DPM++ 2M", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 2S a", "DPM++ 3M SDE",
                          "Euler a", "Euler", "LMS", "Heun", "DPM2", "DPM2 a", "DPM fast", "DPM adaptive", "Restart")
 PRACTICAL_SCHEDULERS = ("Automatic", "Karras", "Exponential", "Simple", "Beta")
+GLOBAL_NOISE_SEED = 1234
 
 
 def _sampler_kinds():
@@ -741,34 +742,83 @@ def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, s
     from webui_extension.reforge import _discrete_schedule_class
     flow_table = FlowModelSampling(shift=PRACTICAL_SHIFT).sigmas
     cap = PRACTICAL_SHIFT * (1 - 1e-4) / (1 + (PRACTICAL_SHIFT - 1) * (1 - 1e-4))
+    from model_sampling_flow.model_sampling import FlowVEModelSampling
     sampler = sd_samplers.create_sampler(sampler_name, sd_model)
+    from webui_extension.reforge import _FlowSdModelView
     wrap = _discrete_schedule_class()(flow_table.clone(), False)
-    wrap.inner_model = sd_model
+    # Turbo reads inner_model.inner_model.forge_objects.unet.model.model_sampling: the flow view's
+    wrap.inner_model = _FlowSdModelView(sd_model, FlowModelSampling(shift=PRACTICAL_SHIFT))
     sampler.model_wrap = wrap
+    if type(sampler).__name__ == "AlterSampler":
+        # reForge's own samplers take the schedule type from sample() and their sigmas from
+        # ldm_patched's unet.model.model_sampling: the flow view's, here
+        sampler.scheduler_name = scheduler
+        sampler.unet = types.SimpleNamespace(model=types.SimpleNamespace(model_sampling=FlowModelSampling(
+            shift=PRACTICAL_SHIFT)), load_device=torch.device("cpu"))
     p = host.Processing(sd_model, sampler_name=sampler_name, scheduler=scheduler, steps=steps, seed=seed,
                         width=PRACTICAL_SIZE, height=PRACTICAL_SIZE, cond_size=SMALL_CONDS)
-    flow_sigmas = sampler.get_sigmas(p, steps).double().cpu()
+    from model_sampling_flow import registry, schedulers as flow_schedulers, ve_bridge
+    ours = next((entry for entry in registry.SAMPLERS if entry.label == sampler_name), None)
+    resolved = sampler.config.options.get("scheduler") if scheduler == "Automatic" else scheduler
+    if resolved in ("flow_shift", "Flow shift"):    # the core's trainers' schedule, in flow sigma
+        discard = sampler.config.options.get("discard_next_to_last_sigma", False)   # as get_sigmas does
+        flow_sigmas = flow_schedulers.flow_shift(FlowModelSampling(shift=PRACTICAL_SHIFT),
+                                                 steps + (1 if discard else 0)).double()
+        if discard:
+            flow_sigmas = torch.cat([flow_sigmas[:-2], flow_sigmas[-1:]])
+    else:
+        flow_sigmas = sampler.get_sigmas(p, steps).double().cpu()
 
     def to_ve(values):
         values = values.double().clamp(max=cap)
         return (values / (1 - values)).float()
 
+    class Denoiser:
+        # ldm_patched's SDE samplers read model.inner_model.model_patcher.get_model_object("model_sampling")
+        # (non-CONST: their VE formulas); the flow reference is used for deterministic samplers only
+        inner_model = types.SimpleNamespace(model_patcher=types.SimpleNamespace(
+            get_model_object=lambda name: FlowVEModelSampling(shift=PRACTICAL_SHIFT)))
+        def __init__(self, function):
+            self.function = function
+            self.init_latent = self.mask = self.nmask = None    # read (and deleted) by the SMEA / Dy samplers
+
+        def __call__(self, x, sigma, model_options=None, **kwargs):
+            denoised = self.function(x, sigma)
+            # the CFG++ samplers read the unconditional prediction through ldm_patched's post-CFG hook
+            # (sampling_function's arguments; cfg 1: cond = uncond = the field)
+            for hook in (model_options or {}).get("sampler_post_cfg_function", []):
+                denoised = hook({"denoised": denoised, "cond": None, "uncond": None, "cond_scale": 1.0,
+                                 "model": None, "uncond_denoised": denoised, "cond_denoised": denoised,
+                                 "sigma": sigma, "model_options": model_options, "input": x})
+            return denoised
+
     if view == "flow":
         sigmas, table = flow_sigmas.float(), flow_table
 
-        def denoiser(x, sigma, **kwargs):
+        def flow_field(x, sigma):
             return field(x.double(), sigma.double().reshape(-1, *[1] * (x.ndim - 1))).to(x.dtype)
+        denoiser = Denoiser(flow_field)
     else:
         sigmas, table = to_ve(flow_sigmas), to_ve(flow_table.double())
 
-        def denoiser(x, sigma, **kwargs):
+        def ve_field(x, sigma):
             s = sigma.double().reshape(-1, *[1] * (x.ndim - 1))
             return field(x.double() / (1 + s), s / (1 + s)).to(x.dtype)
+        denoiser = Denoiser(ve_field)
     image_rng = rng.ImageRNG((4, PRACTICAL_SIZE // 8, PRACTICAL_SIZE // 8), p.seeds)
     noise = image_rng.next()
     x = noise * sigmas[0]
-    module = sys.modules[sampler.func.__module__]
     hijack = sd_samplers_common.TorchHijack(types.SimpleNamespace(rng=image_rng))
+    if ours is not None:        # the core's own function, natively or through the core's VE bridge
+        if view == "flow":
+            return noise, ours.function(denoiser, x, sigmas, disable=True).double(), None
+        noise_sampler = None
+        if sampler.config.options.get("brownian_noise", False):
+            noise_sampler = sampler.create_noise_sampler(x, sigmas, p)
+        elif "noise_sampler" in ours.options:
+            noise_sampler = lambda s, t: image_rng.next().to(x)  # noqa: E731
+        return noise, ve_bridge.sample_in_ve(ours.function, denoiser, x, sigmas, disable=True,
+                                             noise_sampler=noise_sampler).double(), None
     parameters = inspect.signature(sampler.func).parameters
     kwargs = {}
     if "n" in parameters:
@@ -783,8 +833,12 @@ def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, s
         kwargs["noise_sampler"] = sampler.create_noise_sampler(x, sigmas, p)
     if sampler.config.options.get("solver_type") == "heun":
         kwargs["solver_type"] = "heun"
+    # the pass hijacks only the k-diffusion module the webui samples with (sd_samplers_common.sampling);
+    # ldm_patched's, the SMEA and the Restart samplers draw from the global generator, seeded as in the pass
+    module = sd_samplers_common.sampling
     had_torch = getattr(module, "torch", None)
     module.torch = hijack
+    torch.manual_seed(GLOBAL_NOISE_SEED)
     try:
         out = sampler.func(denoiser, x, extra_args={}, disable=True, **kwargs)
     except Exception as error:  # noqa: BLE001  (reported in the table)
@@ -804,6 +858,7 @@ def suite_practical():
     from model_sampling_flow.settings import FlowSettings
     kinds = _sampler_kinds()
     backend = load_backend()
+    register_flow_samplers()        # the Flow samplers are listed too (reForge with repositories/k-diffusion)
     fields = {"gaussian": gaussian_field(DATA_MEAN, DATA_STD), "mixture": mixture_field()}
     listed = [s.name for s in sd_samplers.visible_samplers()]
     samplers = json.loads(os.environ["FLOW_PRACTICAL_SAMPLERS"]) if os.environ.get("FLOW_PRACTICAL_SAMPLERS") \
@@ -832,8 +887,11 @@ def suite_practical():
                                         width=PRACTICAL_SIZE, height=PRACTICAL_SIZE, cond_size=SMALL_CONDS)
                     row = {"kind": kind, "error": None}
                     t0 = time.time()
+                    def before(p):
+                        backend.before_sampling(p)
+                        torch.manual_seed(GLOBAL_NOISE_SEED)    # the samplers drawing from the global generator
                     try:
-                        samples = host.txt2img(p, before_sampling=backend.before_sampling).double()
+                        samples = host.txt2img(p, before_sampling=before).double()
                     except Exception as error:     # a refusal's message, or a failure for the table
                         row["error"] = f"{type(error).__name__}: {error}"
                         samples = None
@@ -859,7 +917,20 @@ def suite_practical():
     return {"rows": rows, "listed": listed, "schedulers": all_schedulers, "shift": PRACTICAL_SHIFT}
 
 
-SUITES = {"practical": suite_practical, "samplers": suite_samplers, "schedulers": suite_schedulers, "img2img": suite_img2img,
+# The tier's share of the practical sweep (tests/hosts/reforge/test_reforge_practical.py): every listed sampler at 20
+# and 28 steps on both fields with the schedule types below, Automatic (each sampler's own default) and
+# Karras (sigma-spaced, the worst before); FLOW_PRACTICAL_* still override it
+TIER_PRACTICAL = {"FLOW_PRACTICAL_STEPS": "[20, 28]", "FLOW_PRACTICAL_FIELDS": '["gaussian", "mixture"]',
+                  "FLOW_PRACTICAL_SCHEDULERS": '["Automatic", "Karras"]'}
+
+
+def suite_practical_tier():
+    for name, value in TIER_PRACTICAL.items():
+        os.environ.setdefault(name, value)
+    return suite_practical()
+
+
+SUITES = {"practical": suite_practical, "practical_tier": suite_practical_tier, "samplers": suite_samplers, "schedulers": suite_schedulers, "img2img": suite_img2img,
           "lifecycle": suite_lifecycle, "eps_control": suite_eps_control,
           "process_images": suite_process_images, "ams_baseline": suite_ams_baseline}
 

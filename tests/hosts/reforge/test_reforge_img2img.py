@@ -19,16 +19,23 @@ def _failures(rows, need_change=0.0):
     return bad
 
 
+# "Resampled" means the output moved off the init latent (a skipped pass moves it by 0). The schedule is
+# computed over the flow sigma range, as natively (ComfyUI + ModelSamplingSD3): strength 0.3 on a
+# sigma-spaced schedule (DPM++ 2M: Karras, DPM++ 2M SDE: Exponential) starts near flow sigma 0.03, so
+# the mean change there is ~0.02 (0.3 before, when the schedule spanned the VE table up to 3e4).
+RESAMPLED = 0.01
+
+
 def test_img2img_at_each_strength_keeps_the_data_distribution():
     rows = _img2img()["img2img"]
     assert {key.split(" | ")[1] for key in rows} == {"0.3", "0.5", "0.75"}
-    failures = _failures(rows, need_change=0.05)
+    failures = _failures(rows, need_change=RESAMPLED)
     assert not failures, "\n".join(failures)
 
 
 def test_inpaint_resamples_the_masked_area_only_and_keeps_the_distribution():
     rows = _img2img()["inpaint"]
-    failures = _failures(rows, need_change=0.05)
+    failures = _failures(rows, need_change=RESAMPLED)
     assert not failures, "\n".join(failures)
     assert all(row["kept_exactly"] for row in rows.values()), rows
 

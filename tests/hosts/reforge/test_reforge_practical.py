@@ -1,0 +1,66 @@
+"""Practical step counts inside reForge (issue 10): every listed sampler (the Flow samplers included)
+at practical step counts on the exact RF fields, with flow on (shift 3, cfg 1), through reForge's own
+webui sampler path (tests/hosts/reforge/reforge_runner.py suite_practical_tier; the full sweep, every schedule
+type at 20 and 28 steps on both fields, is benchmarks/bench_practical_steps.py).
+
+Bar, per row: deterministic samplers: RMSE to the exact ODE endpoint <= 1.1 x + 1e-3 that of the same
+sampler on the same-named schedule in native flow coordinates; stochastic samplers: mean and std
+within 0.01 of the same sampler in the VE view on that schedule computed over the flow range and
+mapped to VE (same seeds); or refused with a message that says why and what to pick instead.
+"""
+import reforge_harness as harness  # noqa: E402
+
+# Every row is judged: the references draw the pass's noise (k-diffusion's TorchHijack over the pass's
+# ImageRNG, Brownian trees on its seeds, and the global generator seeded the same for the samplers
+# that draw from it: Restart, the SMEA / Dy family, ldm_patched's own).
+
+
+def _practical():
+    return harness.run_suite("practical_tier")
+
+
+def test_every_listed_sampler_was_measured():
+    result = _practical()
+    measured = {key.split(" | ")[2] for key in result["rows"]}
+    assert measured == set(result["listed"])
+    assert {f"Flow {name}" for name in ("Euler", "Heun", "Euler a", "SDE", "Multistep")} <= measured
+
+
+def test_every_listed_sampler_has_a_known_kind():
+    from webui_extension.sampler_views import sampler_kind
+    unknown = [name for name in _practical()["listed"] if sampler_kind(name) is None]
+    assert not unknown, unknown
+
+
+def test_practical_rows_meet_the_bar_or_are_refused():
+    failures, judged = [], 0
+    for key, row in _practical()["rows"].items():
+        if row["error"]:
+            if "Flow sampling" not in row["error"] or "Pick another" not in row["error"]:
+                failures.append(f"{key}: error without a refusal message: {row['error'][:300]}")
+            continue
+        if row["kind"] == "timestep":
+            continue        # DDIM / PLMS / UniPC read alphas_cumprod: test_reforge_samplers judges them
+        if row.get("reference_error") or "ref_mean" not in row:
+            failures.append(f"{key}: no reference ({row.get('reference_error')})")
+        elif not row["finite"]:
+            failures.append(f"{key}: non-finite samples")
+        elif row["kind"] == "deterministic":
+            judged += 1
+            if row["rmse"] > 1.1 * row["ref_rmse"] + 1e-3:
+                failures.append(f"{key}: RMSE {row['rmse']:.4f} vs native flow {row['ref_rmse']:.4f}")
+        else:
+            judged += 1
+            if abs(row["mean"] - row["ref_mean"]) > 0.01 or abs(row["std"] - row["ref_std"]) > 0.01:
+                failures.append(f"{key}: mean/std {row['mean']:.4f}/{row['std']:.4f} vs VE reference "
+                                f"{row['ref_mean']:.4f}/{row['ref_std']:.4f}")
+    assert not failures, "\n".join(failures[:40])
+    assert judged > 100
+
+
+def test_deterministic_samplers_are_judged_against_native_flow():
+    """The deterministic rows compare with a reference that ran (no sampler of that kind is
+    silently left out), and the sigma-spaced schedule that was 25x off before is now native."""
+    rows = _practical()["rows"]
+    row = rows["gaussian | 20 | DPM++ 2M | Karras"]
+    assert row["rmse"] <= 1.1 * row["ref_rmse"] + 1e-3 and row["ref_rmse"] < 0.01
