@@ -65,7 +65,7 @@ def test_every_listed_schedule_type_is_right_or_refused():
 
 
 def test_refused_schedule_types_would_be_wrong():
-    """Beta misses outright. Align Your Steps starts at SDXL's sigma 14.6 (flow sigma 0.94), not at the
+    """Align Your Steps starts at SDXL's sigma 14.6 (flow sigma 0.94), not at the
     model's top level: a mean bias that more steps cannot remove, three times the largest of any accepted
     schedule type for the deterministic samplers."""
     rows = _schedulers()["rows"]
@@ -77,9 +77,7 @@ def test_refused_schedule_types_would_be_wrong():
         if scheduler not in REFUSED_SCHEDULERS:
             continue
         forced = (row.get("unrefused") or [None])[0]
-        if scheduler == "Beta":
-            assert not harness.within(forced), (key, row)
-        elif sampler in ("Euler", "DPM++ 2M"):
+        if sampler in ("Euler", "DPM++ 2M"):
             assert abs(forced["mean"] - 0.5) >= 0.008, (key, row)
 
 

@@ -67,15 +67,15 @@ REFUSED_AT_CFG_1 = {
 }
 _FIXED_LEVELS = ("uses fixed noise levels tuned for SDXL's eps schedule (14.6 .. 0.03): a flow model starts far "
                  "higher, and starting at 14.6 leaves a bias in the image that more steps do not remove")
-_LINEAR_IN_SIGMA = ("spaces its steps linearly in sigma up to sigma_max, which for a flow model is ~30000, "
-                    "leaving one step for everything below flow sigma 0.8")
 REFUSED_SCHEDULERS = {
     "Align Your Steps": _FIXED_LEVELS,
     "Align Your Steps GITS": _FIXED_LEVELS,
     "Align Your Steps 11": _FIXED_LEVELS,
     "Align Your Steps 32": _FIXED_LEVELS,
-    "Beta": _LINEAR_IN_SIGMA,
 }
+FIXED_LEVEL_SCHEDULERS = frozenset(name for name, reason in REFUSED_SCHEDULERS.items() if reason is _FIXED_LEVELS)
+# Beta (linear in sigma between the table's ends) is right: every schedule type is computed over the flow
+# table (sigma_min .. 1) and mapped to VE (before_sampling), so it is Beta in flow sigma, as natively.
 OLD_KARRAS_MESSAGE = ("Flow sampling: the setting 'Use old karras scheduler sigmas (0.1 to 10)' limits every "
                       "schedule to sigma 10, far below a flow model's top noise level. Turn that setting off "
                       "or turn Flow sampling off.")
@@ -294,8 +294,9 @@ class ForgeBackend(Backend):
             return
         if sampler is None or not hasattr(sampler, "get_sigmas") or not hasattr(sampler, "model_wrap"):
             return      # not a k-diffusion sampler (DDIM, PLMS, UniPC step through alphas_cumprod)
-        sampler_views.schedule_over_flow_range(sampler, flow_table_linker(state.predictor),
-                                               state.predictor.ve_schedule)
+        if pass_scheduler_label(p) not in FIXED_LEVEL_SCHEDULERS:   # those ignore the model's table
+            sampler_views.schedule_over_flow_range(sampler, flow_table_linker(state.predictor),
+                                                   state.predictor.ve_schedule)
         if integrates_in_flow_coordinates(pass_sampler_label(p)):
             sampler_views.integrate_in_flow_coordinates(sampler)
         sampler_views.brownian_noise_within_interval(sampler)
@@ -339,6 +340,13 @@ def pass_sampler_label(p):
     """The label of the sampler this pass of `p` runs (the hires sampler in a hires pass)."""
     config = getattr(getattr(p, "sampler", None), "config", None)
     return getattr(config, "name", None) or getattr(p, "sampler_name", None)
+
+
+def pass_scheduler_label(p):
+    """The schedule type this pass of `p` asks for ("Automatic" when unset)."""
+    if getattr(p, "is_hr_pass", False) and getattr(p, "hr_scheduler", None) not in (None, "Use same scheduler"):
+        return p.hr_scheduler
+    return getattr(p, "scheduler", None) or "Automatic"
 
 
 def integrates_in_flow_coordinates(label):
