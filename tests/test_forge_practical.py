@@ -10,9 +10,9 @@ two-component mixture field (model_sampling_flow/oracles.py), 20 and 28 steps:
   mapped to VE, drawing the same noise;
 * or refused with a message that names the sampler or schedule type.
 
-The forge tier runs every listed sampler (the Flow samplers included) on Automatic, Karras, Exponential
-and Simple, and every listed schedule type for Euler, DPM++ 2M, Euler a, DPM++ 2M SDE, Heun and Flow
-Euler (tests/hosts/forge_harness.py PRACTICAL_TIER); benchmarks/bench_practical_steps.py runs the full
+The forge tier runs every listed sampler (the Flow samplers included) on Automatic, Karras and
+Exponential, and every listed schedule type for Euler, DPM++ 2M, Euler a and DPM++ 2M SDE
+(tests/hosts/forge_harness.py PRACTICAL_TIER); benchmarks/bench_practical_steps.py runs the full
 product (docs/practical_steps.txt).
 """
 import forge_harness as harness  # noqa: E402
