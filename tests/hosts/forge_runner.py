@@ -544,6 +544,8 @@ def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, n
             kwargs["sigma_min"], kwargs["sigma_max"] = float(table[0]), float(table[-1])
         if "sigmas" in parameters:
             kwargs["sigmas"] = sigmas
+        if "eta" in parameters:         # what Forge's Sampler.initialize passes (Settings: eta, default 1)
+            kwargs["eta"] = getattr(__import__("modules.shared", fromlist=["opts"]).opts, "eta_ancestral", 1.0)
         if brownian:
             kwargs["noise_sampler"] = ks.BrownianTreeNoiseSampler(x, sigmas[sigmas > 0].min(), sigmas.max(), seed=seeds)
         if sampler.config.options.get("solver_type") == "heun":
