@@ -99,3 +99,16 @@ def test_karras_is_as_accurate_as_natively_where_the_ve_table_lost_it():
         row = rows[f"{field} | 28 | DPM++ 2M | Automatic"]
         assert row["error"] is None and row["rmse"] <= 1.1 * row["ref_rmse"] + 1e-3, row
         assert row["rmse"] < 0.01, row
+
+
+def test_ddim_is_as_accurate_as_euler_natively_on_the_same_points():
+    """DDIM steps through `alphas_cumprod` (no k-diffusion schedule, so no same-named reference): its
+    update is Euler's in flow coordinates, on the table points Forge's "DDIM" schedule type also takes.
+    Held to the deterministic bar against Euler on that schedule type in native flow coordinates."""
+    rows = _practical()["rows"]
+    for field in ("gaussian", "mixture"):
+        for steps in (20, 28):
+            ddim = rows[f"{field} | {steps} | DDIM | Automatic"]
+            euler = rows[f"{field} | {steps} | Euler | DDIM"]
+            assert ddim["error"] is None and ddim["finite"], ddim
+            assert ddim["rmse"] <= 1.1 * euler["ref_rmse"] + 1e-3, (field, steps, ddim["rmse"], euler["ref_rmse"])
