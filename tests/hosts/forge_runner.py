@@ -410,7 +410,7 @@ def suite_process_images():
     # 4. img2img and inpaint
     out["img2img"], out["inpaint"] = {}, {}
     for strength in (0.3, 0.5, 0.75):
-        for sampler in ("Euler a", "DPM++ 2M SDE", "DDIM", "Flow Euler"):
+        for sampler in ("Euler a", "DPM++ 2M SDE", "DDIM", "Flow Euler", "DPM++ 2M"):   # DPM++ 2M: in flow coordinates
             result, error, _, _ = attempt(session.img2img(strength, sampler))
             out["img2img"][f"{sampler} | {strength}"] = {"stats": result, "error": error}
         mask = Image.new("L", (SIZE, SIZE), 0)
