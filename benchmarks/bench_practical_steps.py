@@ -10,8 +10,9 @@ Prints, per available host, one line per (field, steps, sampler, schedule):
     computed over the flow sigma range and mapped to VE (same seeds); bar: both within 0.01;
   or the refusal. Then the worst pair per host.
 
-    A1111_DIR=... A1111_PYTHON=... [REFORGE_DIR, FORGE_DIR ...] python benchmarks/bench_practical_steps.py [--extension PATH]
-        [--save OUT.json] [--load IN.json ...]
+    A1111_DIR=... A1111_PYTHON=... [REFORGE_DIR=... REFORGE_PYTHON=... FORGE_DIR=... FORGE_PYTHON=...]
+        python benchmarks/bench_practical_steps.py [--extension PATH] [--hosts NAME ...]
+        [--save OUT.json] [--load HOST=IN.json ...]
 
 A host is one function in HOSTS returning {key: row} or a reason it is absent. --extension measures
 another checkout of this repository (e.g. the code before a change) with this checkout's runner.

@@ -5,7 +5,8 @@ Env:   FORGE_DIR   a writable copy of Forge; FORGE_DATA its data dir (extensions
                    the suites put this repository in <data>/extensions/<FLOW_EXTENSION>; the reference
                    suite runs with a data dir that has no extension at all)
        FLOW_STEPS  steps of the accuracy runs (default 256); FLOW_ONLY  comma-separated sampler names
-Suites: reference, samplers, schedulers, process_images, practical (FLOW_PRACTICAL_*: see suite_practical). Each writes a JSON object of measurements;
+Suites: reference, samplers, schedulers, process_images, practical (FLOW_PRACTICAL_*: see suite_practical).
+Each writes a JSON object of measurements;
 tests/test_forge_*.py assert on them.
 """
 import hashlib
@@ -640,8 +641,8 @@ def suite_practical():
     return {"rows": rows, "listed": listed, "schedulers": all_schedulers, "shift": PRACTICAL_SHIFT}
 
 
-SUITES = {"reference": suite_reference, "practical": suite_practical, "samplers": suite_samplers, "schedulers": suite_schedulers,
-          "process_images": suite_process_images}
+SUITES = {"reference": suite_reference, "practical": suite_practical, "samplers": suite_samplers,
+          "schedulers": suite_schedulers, "process_images": suite_process_images}
 
 if __name__ == "__main__":
     suite, out_path = sys.argv[1], sys.argv[2]
