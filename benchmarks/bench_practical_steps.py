@@ -10,8 +10,9 @@ Prints, per available host, one line per (field, steps, sampler, schedule):
     computed over the flow sigma range and mapped to VE (same seeds); bar: both within 0.01;
   or the refusal. Then the worst pair per host.
 
-    A1111_DIR=... A1111_PYTHON=... python benchmarks/bench_practical_steps.py [--extension PATH]
-        [--save OUT.json] [--load IN.json ...]
+    A1111_DIR=... A1111_PYTHON=... [REFORGE_DIR=... REFORGE_PYTHON=... FORGE_DIR=... FORGE_PYTHON=...]
+        python benchmarks/bench_practical_steps.py [--extension PATH] [--hosts NAME ...]
+        [--save OUT.json] [--load HOST=IN.json ...]
 
 A host is one function in HOSTS returning {key: row} or a reason it is absent. --extension measures
 another checkout of this repository (e.g. the code before a change) with this checkout's runner.
@@ -51,7 +52,18 @@ def reforge_rows(extension):
     return reforge_harness.run_suite("practical")["rows"]
 
 
-HOSTS = {"A1111 v1.10.1": a1111_rows, "reForge": reforge_rows}
+def forge_rows(extension):
+    forge_dir, python = os.environ.get("FORGE_DIR"), os.environ.get("FORGE_PYTHON")
+    if not forge_dir or not python:
+        return "FORGE_DIR / FORGE_PYTHON not set"
+    import forge_harness
+    if extension:
+        forge_harness.REPO = extension
+    os.environ["FLOW_PRACTICAL_FULL"] = "1"         # every listed sampler x schedule type, not the tier's subset
+    return forge_harness.run_suite("practical")["rows"]
+
+
+HOSTS = {"A1111 v1.10.1": a1111_rows, "reForge": reforge_rows, "Forge dfdcbab6": forge_rows}
 
 
 def verdict(row):
@@ -94,6 +106,7 @@ def main():
     parser.add_argument("--extension", help="measure this checkout of the repository instead of this one")
     parser.add_argument("--save", help="write the raw rows (JSON) here")
     parser.add_argument("--load", nargs="*", help="print saved rows instead of measuring (host=path)")
+    parser.add_argument("--hosts", nargs="*", help="measure only these hosts (names as printed)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if args.load:
@@ -103,7 +116,8 @@ def main():
             with open(path) as handle:
                 results[host] = json.load(handle)
     else:
-        results = {name: function(args.extension) for name, function in HOSTS.items()}
+        results = {name: function(args.extension) for name, function in HOSTS.items()
+                   if not args.hosts or name in args.hosts}
     if args.save:
         with open(args.save, "w") as handle:
             json.dump(results, handle)

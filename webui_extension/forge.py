@@ -31,9 +31,11 @@ import weakref
 
 import torch
 
-from model_sampling_flow.model_sampling import FlowVEModelSampling
+from model_sampling_flow import registry
+from model_sampling_flow.model_sampling import FlowModelSampling, FlowVEModelSampling
 from model_sampling_flow.settings import FlowSettings
 
+from . import sampler_views
 from .backend import (Backend, FlowSamplingError, latent_shape_for, model_sampling_for_pass,
                       refusal_message)
 
@@ -65,15 +67,15 @@ REFUSED_AT_CFG_1 = {
 }
 _FIXED_LEVELS = ("uses fixed noise levels tuned for SDXL's eps schedule (14.6 .. 0.03): a flow model starts far "
                  "higher, and starting at 14.6 leaves a bias in the image that more steps do not remove")
-_LINEAR_IN_SIGMA = ("spaces its steps linearly in sigma up to sigma_max, which for a flow model is ~30000, "
-                    "leaving one step for everything below flow sigma 0.8")
 REFUSED_SCHEDULERS = {
     "Align Your Steps": _FIXED_LEVELS,
     "Align Your Steps GITS": _FIXED_LEVELS,
     "Align Your Steps 11": _FIXED_LEVELS,
     "Align Your Steps 32": _FIXED_LEVELS,
-    "Beta": _LINEAR_IN_SIGMA,
 }
+FIXED_LEVEL_SCHEDULERS = frozenset(name for name, reason in REFUSED_SCHEDULERS.items() if reason is _FIXED_LEVELS)
+# Beta (linear in sigma between the table's ends) is right: every schedule type is computed over the flow
+# table (sigma_min .. 1) and mapped to VE (before_sampling), so it is Beta in flow sigma, as natively.
 OLD_KARRAS_MESSAGE = ("Flow sampling: the setting 'Use old karras scheduler sigmas (0.1 to 10)' limits every "
                       "schedule to sigma 10, far below a flow model's top noise level. Turn that setting off "
                       "or turn Flow sampling off.")
@@ -84,15 +86,15 @@ ZTSNR_MESSAGE = ("Flow sampling cannot be combined with the Zero Terminal SNR no
 _patched_models = weakref.WeakSet()
 
 
-class ForgeFlowPredictor(FlowVEModelSampling):
-    """The core's VE model sampling speaking Forge's predictor protocol (k_prediction.AbstractPrediction).
+class _ForgePredictorProtocol:
+    """What Forge's predictor protocol (k_prediction.AbstractPrediction) adds to a core model sampling.
 
     sigma(timestep) is floored at the table's smallest sigma: Forge's linker asks for sigma(0) as the
     last step of "Automatic" and "Uniform" (its eps predictor interpolates its table there); the
     continuous flow scale would give 0, a second zero sigma and a division by zero in the last step.
     """
 
-    prediction_type = "epsilon"   # Forge reads it only to choose formulas this class overrides
+    prediction_type = "epsilon"   # Forge reads it only to choose formulas these classes override
     sigma_data = 1.0
 
     def sigma(self, timestep):
@@ -100,6 +102,10 @@ class ForgeFlowPredictor(FlowVEModelSampling):
         if isinstance(sigma, torch.Tensor):
             return torch.maximum(sigma, self.sigma_min.to(sigma))
         return max(sigma, float(self.sigma_min))
+
+
+class ForgeFlowPredictor(_ForgePredictorProtocol, FlowVEModelSampling):
+    """The core's VE model sampling speaking Forge's predictor protocol: the predictor on the KModel."""
 
     def retarget(self, model_sampling):
         """Take `model_sampling`'s shift, mapping and table in place (linkers already hold this object)."""
@@ -109,6 +115,29 @@ class ForgeFlowPredictor(FlowVEModelSampling):
     def set_sigmas(self, sigmas):
         # processing calls it for the Zero Terminal SNR schedule, which conflict() refuses first
         raise FlowSamplingError(ZTSNR_MESSAGE)
+
+
+class ForgeFlowTable(_ForgePredictorProtocol, FlowModelSampling):
+    """The same flow model in native flow sigma, for one `get_sigmas` call only: Forge's schedule types
+    computed over the flow table (sigma_min .. 1) instead of the VE table (.. ~3e4); the result is then
+    mapped to the VE view (ForgeFlowPredictor.ve_schedule). Never a model's predictor."""
+
+
+def flow_table_linker(predictor):
+    """A ForgeScheduleLinker over the flow table of `predictor`'s shift and mapping, standing in for the
+    sampler's `model_wrap` during `get_sigmas` (sampler_views.schedule_over_flow_range).
+
+    Forge's schedule types read `sigmas`, `get_sigmas(n)`, `sigma_to_t` / `t_to_sigma` from it; Turbo
+    reads `inner_model.forge_objects.unet.model.predictor.sigma`, which this linker's `inner_model`
+    answers with the same flow table.
+    """
+    import types
+    import k_diffusion.external
+    table = ForgeFlowTable(predictor.shift, predictor.timestep_mapping).to(predictor.sigmas.device)
+    linker = k_diffusion.external.ForgeScheduleLinker(table)
+    unet = types.SimpleNamespace(model=types.SimpleNamespace(predictor=table))
+    linker.inner_model = types.SimpleNamespace(forge_objects=types.SimpleNamespace(unet=unet))
+    return linker
 
 
 class _State:
@@ -191,7 +220,7 @@ class ForgeBackend(Backend):
     @classmethod
     def model_sampling_of(cls, denoiser):
         predictor = getattr(denoiser, "predictor", None)    # a ForgeScheduleLinker
-        return predictor if isinstance(predictor, ForgeFlowPredictor) else None
+        return predictor if isinstance(predictor, (ForgeFlowPredictor, ForgeFlowTable)) else None
 
     # model-level lifecycle
     def apply(self, sd_model, settings: FlowSettings, latent_shape=None) -> None:
@@ -246,8 +275,11 @@ class ForgeBackend(Backend):
 
     # per-sampling
     def before_sampling(self, p) -> None:
-        """Retarget the predictor for this pass (resolution-dependent shift; in place, so the sampler p
-        already built sees it), and make sampling stop with the message when it cannot be right."""
+        """Per pass: retarget the predictor (resolution-dependent shift; in place, so the sampler p
+        already built sees it); make sampling stop with the message when it cannot be right; else
+        compute the pass's schedule type over the flow table and map it to VE, and let deterministic
+        samplers integrate in flow coordinates (webui_extension.sampler_views; instance attributes
+        of this pass's sampler only)."""
         state = getattr(p.sd_model, STATE_ATTRIBUTE, None)
         if state is None:
             return
@@ -256,8 +288,18 @@ class ForgeBackend(Backend):
             state.predictor.retarget(model_sampling_for_pass(state.settings, shape))
         message = self.refusal(p)
         sampler = getattr(p, "sampler", None)
-        if message is not None and hasattr(sampler, "func"):
-            sampler.func = _refusing(message)
+        if message is not None:
+            if hasattr(sampler, "func"):
+                sampler.func = _refusing(message)
+            return
+        if sampler is None or not hasattr(sampler, "get_sigmas") or not hasattr(sampler, "model_wrap"):
+            return      # not a k-diffusion sampler (DDIM, PLMS, UniPC step through alphas_cumprod)
+        if pass_scheduler_label(p) not in FIXED_LEVEL_SCHEDULERS:   # those ignore the model's table
+            sampler_views.schedule_over_flow_range(sampler, flow_table_linker(state.predictor),
+                                                   state.predictor.ve_schedule)
+        if integrates_in_flow_coordinates(pass_sampler_label(p)):
+            sampler_views.integrate_in_flow_coordinates(sampler)
+        sampler_views.brownian_noise_within_interval(sampler)
 
     def refusal(self, p):
         from modules import shared
@@ -292,6 +334,26 @@ class ForgeBackend(Backend):
                 getattr(getattr(getattr(p, "sd_model", None), "model_config", None), "ztsnr", False):
             return ZTSNR_MESSAGE
         return None
+
+
+def pass_sampler_label(p):
+    """The label of the sampler this pass of `p` runs (the hires sampler in a hires pass)."""
+    config = getattr(getattr(p, "sampler", None), "config", None)
+    return getattr(config, "name", None) or getattr(p, "sampler_name", None)
+
+
+def pass_scheduler_label(p):
+    """The schedule type this pass of `p` asks for ("Automatic" when unset)."""
+    if getattr(p, "is_hr_pass", False) and getattr(p, "hr_scheduler", None) not in (None, "Use same scheduler"):
+        return p.hr_scheduler
+    return getattr(p, "scheduler", None) or "Automatic"
+
+
+def integrates_in_flow_coordinates(label):
+    """True for the deterministic k-diffusion samplers Forge lists (they see the model only as
+    (x, sigma) -> denoised); the Flow samplers bridge themselves, the rest stay in the VE view."""
+    ours = any(label in (entry.label, entry.name) for entry in registry.SAMPLERS)
+    return not ours and sampler_views.sampler_kind(label) == sampler_views.DETERMINISTIC_KIND
 
 
 def _refusing(message):

@@ -109,7 +109,9 @@ def test_refusals_name_the_sampler_schedule_or_setting(monkeypatch):
     backend = ForgeBackend()
     assert backend.refusal(_processing()) is None
     assert "'LCM'" in backend.refusal(_processing(sampler_name="LCM"))
-    assert "'Beta'" in backend.refusal(_processing(scheduler="Beta"))
+    assert "'Align Your Steps'" in backend.refusal(_processing(scheduler="Align Your Steps"))
+    # Beta is accepted: computed over the flow table it is the native flow schedule (docs/practical_steps.txt)
+    assert backend.refusal(_processing(scheduler="Beta")) is None
     assert "'DDIM CFG++'" in backend.refusal(_processing(sampler_name="DDIM CFG++", cfg_scale=1.0))
     assert backend.refusal(_processing(sampler_name="DDIM CFG++", cfg_scale=2.0)) is None
     hires = _processing(enable_hr=True, hr_sampler_name="LCM", hr_scheduler="Use same scheduler")

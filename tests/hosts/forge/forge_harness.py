@@ -18,7 +18,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "forge_runner.py")
 EXTENSION_NAME = "model-sampling-flow"
 SUITE_TIMEOUT = 1800
-SUITES = ("reference", "process_images", "samplers", "schedulers")
+SUITES = ("reference", "process_images", "samplers", "schedulers", "practical")
+# The forge tier's practical sweep (the practical-step bar): every listed sampler on the schedule types that differ
+# most between the views, and every listed schedule type for the samplers the schedule matters most to,
+# at 20 and 28 steps on both fields (benchmarks/bench_practical_steps.py runs the full product;
+# FLOW_PRACTICAL_FULL=1 here does too).
+PRACTICAL_TIER = {
+    "schedulers_for_all": ["Automatic", "Karras", "Exponential"],
+    "samplers_for_all_schedulers": ["Euler", "DPM++ 2M", "Euler a", "DPM++ 2M SDE"],
+}
 MEAN_TOLERANCE, STD_TOLERANCE = 0.01, 0.02        # the bar at 256 steps, as for A1111 and reForge
 DATA_MEAN, DATA_STD = 0.5, 0.3
 _results, _running, _copy = {}, {}, []
@@ -68,6 +76,8 @@ def _start(suite):
     environment = dict(os.environ, FORGE_DIR=target, FORGE_DATA=empty if suite == "reference" else target,
                        FLOW_EXTENSION=EXTENSION_NAME, TQDM_DISABLE="1", PYTHONDONTWRITEBYTECODE="1",
                        OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if suite == "practical" and not os.environ.get("FLOW_PRACTICAL_FULL"):
+        environment["FLOW_PRACTICAL_TIER"] = json.dumps(PRACTICAL_TIER)
     log = open(log_path, "w")
     process = subprocess.Popen([python, RUNNER, suite, out], cwd=target, env=environment,
                                stdout=log, stderr=subprocess.STDOUT)

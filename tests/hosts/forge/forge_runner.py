@@ -5,8 +5,8 @@ Env:   FORGE_DIR   a writable copy of Forge; FORGE_DATA its data dir (extensions
                    the suites put this repository in <data>/extensions/<FLOW_EXTENSION>; the reference
                    suite runs with a data dir that has no extension at all)
        FLOW_STEPS  steps of the accuracy runs (default 256); FLOW_ONLY  comma-separated sampler names
-Suites: reference, samplers, schedulers, process_images. Each writes a JSON object of measurements;
-tests/hosts/forge/test_forge_*.py assert on them.
+Suites: reference, samplers, schedulers, process_images, practical (FLOW_PRACTICAL_*: see suite_practical).
+Each writes a JSON object of measurements; tests/hosts/forge/test_forge_*.py assert on them.
 """
 import hashlib
 import json
@@ -71,11 +71,13 @@ class Session:
                 args[script.args_from:script.args_to] = flow
         return args
 
-    def txt2img(self, sampler="Euler", scheduler="Automatic", steps=STEPS, size=SIZE, seed=7, flow=ON, cfg=1.0, **extra):
+    def txt2img(self, sampler="Euler", scheduler="Automatic", steps=STEPS, size=SIZE, seed=7, flow=ON, cfg=1.0, batch=1,
+                **extra):
         from modules import processing
         p = processing.StableDiffusionProcessingTxt2Img(
             prompt="flow", negative_prompt="", steps=steps, cfg_scale=cfg, sampler_name=sampler, scheduler=scheduler,
-            seed=seed, width=size, height=size, batch_size=1, do_not_save_samples=True, do_not_save_grid=True, **extra)
+            seed=seed, width=size, height=size, batch_size=batch, do_not_save_samples=True, do_not_save_grid=True,
+            **extra)
         p.scripts, p.script_args = self.scripts.scripts_txt2img, self.args(False, flow, steps, sampler, scheduler, seed)
         return p
 
@@ -124,6 +126,7 @@ def add_capture(session):
     class Capture(scripts.Script):
         second = None              # (strength, sampler) to run
         second_results = []
+        keep_noise = False
 
         def title(self):
             return "flow test capture"
@@ -132,6 +135,13 @@ def add_capture(session):
             return scripts.AlwaysVisible
 
         def process_before_every_sampling(self, p, *args, **kwargs):
+            if Capture.keep_noise and kwargs.get("x") is not None:
+                # the practical suite: the initial noise, and DDPM's step noise from the same ImageRNG as
+                # k-diffusion's (Forge's k_diffusion_extra draws from the global torch RNG otherwise)
+                p.flow_test_noise = kwargs["x"].detach().clone()
+                from backend.modules import k_diffusion_extra
+                from modules import sd_samplers_common
+                k_diffusion_extra.torch = sd_samplers_common.TorchHijack(p)
             if getattr(p, "is_hr_pass", False):
                 # txt2img returns the decoded hires images: keep the hires pass's latent for the checks
                 sample_img2img = p.sampler.sample_img2img
@@ -400,7 +410,7 @@ def suite_process_images():
     # 4. img2img and inpaint
     out["img2img"], out["inpaint"] = {}, {}
     for strength in (0.3, 0.5, 0.75):
-        for sampler in ("Euler a", "DPM++ 2M SDE", "DDIM", "Flow Euler"):
+        for sampler in ("Euler a", "DPM++ 2M SDE", "DDIM", "Flow Euler", "DPM++ 2M"):   # DPM++ 2M: in flow coordinates
             result, error, _, _ = attempt(session.img2img(strength, sampler))
             out["img2img"][f"{sampler} | {strength}"] = {"stats": result, "error": error}
         mask = Image.new("L", (SIZE, SIZE), 0)
@@ -423,8 +433,215 @@ def suite_process_images():
     return out
 
 
-SUITES = {"reference": suite_reference, "samplers": suite_samplers, "schedulers": suite_schedulers,
-          "process_images": suite_process_images}
+# ------------------------------------------------------------------ practical step counts (the bar)
+PRACTICAL_SHIFT = 3.0
+PRACTICAL_SIZE, PRACTICAL_BATCH, PRACTICAL_SEED = 128, 2, 31    # 2 x 4 x 16 x 16; the references draw the same noise
+
+
+def _sampler_kinds():
+    """webui_extension/sampler_views.py of THIS checkout (the installed extension may be older)."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.dirname(HERE)), "webui_extension", "sampler_views.py")
+    if not os.path.exists(path):
+        path = os.path.join(EXTENSION, "webui_extension", "sampler_views.py")
+    spec = importlib.util.spec_from_file_location("flow_practical_sampler_views", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _forge_flow_linker():
+    """Forge's own flow predictor (PredictionDiscreteFlow, what Forge gives SD3) at the practical shift, in
+    a ForgeScheduleLinker: the same-named schedule in native flow sigma. Its sigma(0) is floored at the
+    table's smallest sigma (natively "Automatic" / "Uniform" end in two zero sigmas and give NaN for any
+    model, ../shared/hosts/README.md); Turbo reads the predictor through inner_model."""
+    import types
+    import torch
+    import k_diffusion.external
+    from backend.modules.k_prediction import PredictionDiscreteFlow
+
+    class FlooredFlow(PredictionDiscreteFlow):
+        def sigma(self, timestep):
+            sigma = super().sigma(timestep)
+            floor = getattr(self, "sigmas", None)
+            return sigma if floor is None else torch.maximum(torch.as_tensor(sigma), floor[0])
+
+    predictor = FlooredFlow(shift=PRACTICAL_SHIFT)
+    linker = k_diffusion.external.ForgeScheduleLinker(predictor)
+    unet = types.SimpleNamespace(model=types.SimpleNamespace(predictor=predictor))
+    linker.inner_model = types.SimpleNamespace(forge_objects=types.SimpleNamespace(unet=unet))
+    return linker, predictor
+
+
+def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, noise):
+    """Forge's sampler function on Forge's same-named schedule computed over the flow table (its own
+    flow predictor's), on the exact field, outside our backend: natively in flow coordinates ('flow')
+    or in the VE view on that schedule mapped sigma / (1 - sigma), top -> the VE cap ('ve'). The same
+    noise as the pass: `noise` is its first ImageRNG draw, step noise comes from the same ImageRNG
+    (TorchHijack) or Brownian trees on the same seeds. Returns (samples, error)."""
+    import inspect
+    import types
+    import torch
+    import k_diffusion.sampling as ks
+    from modules import rng, sd_samplers, sd_samplers_common
+    from model_sampling_flow import registry, ve_bridge
+    from model_sampling_flow import schedulers as flow_schedulers
+    from model_sampling_flow.model_sampling import FlowModelSampling
+    linker, predictor = _forge_flow_linker()
+    flow_table = predictor.sigmas.double()
+    cap = PRACTICAL_SHIFT * (1 - 1e-4) / (1 + (PRACTICAL_SHIFT - 1) * (1 - 1e-4))
+    seeds = [PRACTICAL_SEED + i for i in range(noise.shape[0])]
+    image_rng = rng.ImageRNG(noise.shape[1:], seeds)
+    same = bool(torch.equal(image_rng.next(), noise))
+    sampler = sd_samplers.create_sampler(sampler_name, sd_model)
+    sampler.model_wrap = linker
+    resolved = sampler.config.options.get("scheduler") if scheduler == "Automatic" else scheduler
+    if resolved in ("flow_shift", "Flow shift"):        # the core's trainers' schedule, in flow sigma
+        discard = sampler.config.options.get("discard_next_to_last_sigma", False)
+        flow_sigmas = flow_schedulers.flow_shift(FlowModelSampling(shift=PRACTICAL_SHIFT),
+                                                 steps + (1 if discard else 0)).double()
+        if discard:
+            flow_sigmas = torch.cat([flow_sigmas[:-2], flow_sigmas[-1:]])
+    else:
+        p = types.SimpleNamespace(scheduler=scheduler, hr_scheduler=None, is_hr_pass=False, extra_generation_params={},
+                                  sampler_noise_scheduler_override=None)
+        flow_sigmas = sampler.get_sigmas(p, steps).double()
+
+    def to_ve(values):
+        values = values.double().clamp(max=cap)
+        return (values / (1 - values)).float()
+
+    class Denoiser:
+        inner_model = types.SimpleNamespace(predictor=predictor)   # Euler a / DPM2 a read it (not Flux: VE branch)
+
+        def __call__(self, x, sigma, **kwargs):
+            s = sigma.double().reshape(-1, *[1] * (x.ndim - 1))
+            if view == "flow":
+                return field(x.double(), s).to(x.dtype)
+            return field(x.double() / (1 + s), s / (1 + s)).to(x.dtype)
+
+    sigmas, table = (flow_sigmas.float(), flow_table) if view == "flow" else (to_ve(flow_sigmas), to_ve(flow_table))
+    x = noise.float() * sigmas[0]
+    hijack = sd_samplers_common.TorchHijack(types.SimpleNamespace(rng=image_rng))
+    ours = next((entry for entry in registry.SAMPLERS if entry.label == sampler_name), None)
+    brownian = sampler.config.options.get("brownian_noise", False)
+    try:
+        if ours is not None:        # the core's own function, natively or through the core's VE bridge
+            if view == "flow":
+                return ours.function(Denoiser(), x, sigmas, disable=True).double(), None, same
+            noise_sampler = None
+            if brownian:
+                noise_sampler = ks.BrownianTreeNoiseSampler(x, sigmas[sigmas > 0].min(), sigmas.max(), seed=seeds)
+            elif "noise_sampler" in ours.options:
+                noise_sampler = lambda s, t: image_rng.next().to(x)  # noqa: E731
+            return ve_bridge.sample_in_ve(ours.function, Denoiser(), x, sigmas, disable=True,
+                                          noise_sampler=noise_sampler).double(), None, same
+        parameters = inspect.signature(sampler.func).parameters
+        kwargs = {}
+        if "n" in parameters:
+            kwargs["n"] = steps
+        if "sigma_min" in parameters:
+            kwargs["sigma_min"], kwargs["sigma_max"] = float(table[0]), float(table[-1])
+        if "sigmas" in parameters:
+            kwargs["sigmas"] = sigmas
+        if "eta" in parameters:         # what Forge's Sampler.initialize passes (Settings: eta, default 1)
+            kwargs["eta"] = getattr(__import__("modules.shared", fromlist=["opts"]).opts, "eta_ancestral", 1.0)
+        if brownian:
+            kwargs["noise_sampler"] = ks.BrownianTreeNoiseSampler(x, sigmas[sigmas > 0].min(), sigmas.max(), seed=seeds)
+        if sampler.config.options.get("solver_type") == "heun":
+            kwargs["solver_type"] = "heun"
+        module = sys.modules[sampler.func.__module__]
+        saved = {m: m.torch for m in {ks, module} if hasattr(m, "torch")}
+        for m in saved:
+            m.torch = hijack
+        try:
+            return sampler.func(Denoiser(), x, extra_args={}, disable=True, **kwargs).double(), None, same
+        finally:
+            for m, value in saved.items():
+                m.torch = value
+    except Exception as error:  # noqa: BLE001  (reported in the table)
+        return None, f"{type(error).__name__}: {error}", same
+
+
+def _env_list(name, default):
+    value = os.environ.get(name)
+    return json.loads(value) if value else default
+
+
+def _tier_schedulers(sampler, schedulers):
+    """FLOW_PRACTICAL_TIER (tests/hosts/forge/forge_harness.py): the forge tier's subset of the product."""
+    tier = os.environ.get("FLOW_PRACTICAL_TIER")
+    if not tier:
+        return schedulers
+    tier = json.loads(tier)
+    if sampler in tier["samplers_for_all_schedulers"]:
+        return schedulers
+    return [s for s in schedulers if s in tier["schedulers_for_all"]]
+
+
+def suite_practical():
+    """Every listed sampler (ours included) x every listed schedule type, 20 and 28 steps, Gaussian and
+    mixture fields, through Forge's process_images with flow On (shift 3, CFG 1); each row with the
+    reference for its kind. FLOW_PRACTICAL_{SAMPLERS,SCHEDULERS,STEPS,FIELDS} (JSON lists) narrow it."""
+    import torch
+    session, sd_model = setup()        # puts the extension (model_sampling_flow) on sys.path
+    from flow_test_support.models import ExactVelocityNetwork
+    from model_sampling_flow.oracles import gaussian_field, mixture_field
+    from modules import sd_samplers, sd_schedulers
+    session.capture.keep_noise = True
+    if os.environ.get("FLOW_PRACTICAL_UNREFUSED"):      # measure what a refusal prevents (docs only)
+        from webui_extension.forge import ForgeBackend
+        ForgeBackend.refusal = lambda self, p: None
+    kinds = _sampler_kinds()
+    kmodel = sd_model.forge_objects.unet.model
+    listed = [s.name for s in sd_samplers.visible_samplers()]
+    all_schedulers = [s.label for s in sd_schedulers.schedulers]
+    samplers = _env_list("FLOW_PRACTICAL_SAMPLERS", listed)
+    schedulers = _env_list("FLOW_PRACTICAL_SCHEDULERS", all_schedulers)
+    steps_list = _env_list("FLOW_PRACTICAL_STEPS", [20, 28])
+    fields = {"gaussian": gaussian_field(DATA_MEAN, DATA_STD), "mixture": mixture_field()}
+    flow = ["On", PRACTICAL_SHIFT, "continuous", False, "ve"]
+    rows = OUT.setdefault("rows", {})
+    for field_name in _env_list("FLOW_PRACTICAL_FIELDS", ["gaussian", "mixture"]):
+        field = fields[field_name]
+        kmodel.diffusion_model = ExactVelocityNetwork(field)
+        for steps in steps_list:
+            for sampler in samplers:
+                kind = kinds.sampler_kind(sampler) or "stochastic"      # unknown: judged in distribution
+                for scheduler in _tier_schedulers(sampler, schedulers):
+                    t0 = time.time()
+                    p = session.txt2img(sampler, scheduler, steps=steps, size=PRACTICAL_SIZE, seed=PRACTICAL_SEED,
+                                        flow=flow, batch=PRACTICAL_BATCH)
+                    row = {"kind": kind, "error": None}
+                    try:
+                        run(p)
+                        samples = torch.stack(list(p.latents_after_sampling)).double()   # one per image
+                    except Exception as error:     # a refusal's message, or a failure for the table
+                        row["error"] = f"{type(error).__name__}: {error}"
+                        samples = None
+                    noise = getattr(p, "flow_test_noise", None)
+                    if samples is not None:
+                        row.update(mean=float(samples.mean()), std=float(samples.std()),
+                                   finite=bool(torch.isfinite(samples).all()))
+                        if noise is not None:
+                            exact = field.endpoint(noise.double())
+                            row["rmse"] = float(((samples - exact) ** 2).mean().sqrt())
+                    if samples is not None and noise is not None and kind != "timestep":
+                        view = "flow" if kind == "deterministic" else "ve"
+                        reference, ref_error, same = practical_reference(sd_model, sampler, scheduler, steps, field,
+                                                                         view, noise)
+                        row["reference_error"], row["same_noise"] = ref_error, same
+                        if reference is not None:
+                            row.update(ref_mean=float(reference.mean()), ref_std=float(reference.std()))
+                            if kind == "deterministic":
+                                row["ref_rmse"] = float(((reference - exact) ** 2).mean().sqrt())
+                    row["seconds"] = round(time.time() - t0, 2)
+                    rows[f"{field_name} | {steps} | {sampler} | {scheduler}"] = row
+    return {"rows": rows, "listed": listed, "schedulers": all_schedulers, "shift": PRACTICAL_SHIFT}
+
+
+SUITES = {"reference": suite_reference, "practical": suite_practical, "samplers": suite_samplers,
+          "schedulers": suite_schedulers, "process_images": suite_process_images}
 
 if __name__ == "__main__":
     suite, out_path = sys.argv[1], sys.argv[2]

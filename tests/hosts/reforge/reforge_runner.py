@@ -709,7 +709,7 @@ def suite_process_images():
     return out
 
 
-# ---- practical step counts (issue 10) -------------------------------------------------------------
+# ---- practical step counts (the practical-step bar)-------------------------------------------------------------
 PRACTICAL_SHIFT = 3.0
 PRACTICAL_SIZE = 128             # 16 x 16 latent; the references draw the same noise
 FULL_PRODUCT_SAMPLERS = ("DPM++ 2M", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 2S a", "DPM++ 3M SDE",

@@ -1,4 +1,4 @@
-"""Practical step counts inside reForge (issue 10): every listed sampler (the Flow samplers included)
+"""Practical step counts inside reForge (the practical-step bar): every listed sampler (the Flow samplers included)
 at practical step counts on the exact RF fields, with flow on (shift 3, cfg 1), through reForge's own
 webui sampler path (tests/hosts/reforge/reforge_runner.py suite_practical_tier; the full sweep, every schedule
 type at 20 and 28 steps on both fields, is benchmarks/bench_practical_steps.py).
