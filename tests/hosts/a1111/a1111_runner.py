@@ -538,19 +538,17 @@ def practical_reference(run, sampler_label, scheduler_label, steps, noise, field
     ks.torch = sd_samplers_common.TorchHijack(types.SimpleNamespace(rng=image_rng))
     flow_table = FlowModelSampling(shift=PRACTICAL_SHIFT).sigmas
     cap = PRACTICAL_SHIFT * (1 - 1e-4) / (1 + (PRACTICAL_SHIFT - 1) * (1 - 1e-4))
-    from model_sampling_flow import registry, schedulers as flow_schedulers, ve_bridge
+    from model_sampling_flow import registry, ve_bridge
     config = sd_samplers.find_sampler_config(sampler_label)
     sampler = config.constructor(run.model)
     sampler.config = config
     sampler.model_wrap = k_diffusion.external.DiscreteSchedule(flow_table, quantize=False)
     resolved = config.options.get("scheduler") if scheduler_label == "Automatic" else scheduler_label
-    if resolved in ("flow_shift", "Flow shift"):    # the core's trainers' schedule, in flow sigma
-        discard = config.options.get("discard_next_to_last_sigma", False)   # as get_sigmas does
-        flow_sigmas = flow_schedulers.flow_shift(FlowModelSampling(shift=PRACTICAL_SHIFT),
-                                                 steps + (1 if discard else 0)).double()
-        if discard:
-            flow_sigmas = torch.cat([flow_sigmas[:-2], flow_sigmas[-1:]])
-    else:
+    from flow_test_support.schedules import registry_flow_sigmas
+    # the core's own schedule types (Flow shift, Flow PC, ...), in flow sigma
+    flow_sigmas = registry_flow_sigmas(resolved, steps, PRACTICAL_SHIFT,
+                                       config.options.get("discard_next_to_last_sigma", False))
+    if flow_sigmas is None:
         p = types.SimpleNamespace(scheduler=scheduler_label, hr_scheduler=None, is_hr_pass=False,
                                   extra_generation_params={}, sampler_noise_scheduler_override=None)
         flow_sigmas = sampler.get_sigmas(p, steps).double()

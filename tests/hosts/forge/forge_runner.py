@@ -485,8 +485,6 @@ def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, n
     import k_diffusion.sampling as ks
     from modules import rng, sd_samplers, sd_samplers_common
     from model_sampling_flow import registry, ve_bridge
-    from model_sampling_flow import schedulers as flow_schedulers
-    from model_sampling_flow.model_sampling import FlowModelSampling
     linker, predictor = _forge_flow_linker()
     flow_table = predictor.sigmas.double()
     cap = PRACTICAL_SHIFT * (1 - 1e-4) / (1 + (PRACTICAL_SHIFT - 1) * (1 - 1e-4))
@@ -496,13 +494,11 @@ def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, n
     sampler = sd_samplers.create_sampler(sampler_name, sd_model)
     sampler.model_wrap = linker
     resolved = sampler.config.options.get("scheduler") if scheduler == "Automatic" else scheduler
-    if resolved in ("flow_shift", "Flow shift"):        # the core's trainers' schedule, in flow sigma
-        discard = sampler.config.options.get("discard_next_to_last_sigma", False)
-        flow_sigmas = flow_schedulers.flow_shift(FlowModelSampling(shift=PRACTICAL_SHIFT),
-                                                 steps + (1 if discard else 0)).double()
-        if discard:
-            flow_sigmas = torch.cat([flow_sigmas[:-2], flow_sigmas[-1:]])
-    else:
+    from flow_test_support.schedules import registry_flow_sigmas
+    # the core's own schedule types (Flow shift, Flow PC, ...), in flow sigma
+    flow_sigmas = registry_flow_sigmas(resolved, steps, PRACTICAL_SHIFT,
+                                       sampler.config.options.get("discard_next_to_last_sigma", False))
+    if flow_sigmas is None:
         p = types.SimpleNamespace(scheduler=scheduler, hr_scheduler=None, is_hr_pass=False, extra_generation_params={},
                                   sampler_noise_scheduler_override=None)
         flow_sigmas = sampler.get_sigmas(p, steps).double()

@@ -757,16 +757,14 @@ def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, s
             shift=PRACTICAL_SHIFT)), load_device=torch.device("cpu"))
     p = host.Processing(sd_model, sampler_name=sampler_name, scheduler=scheduler, steps=steps, seed=seed,
                         width=PRACTICAL_SIZE, height=PRACTICAL_SIZE, cond_size=SMALL_CONDS)
-    from model_sampling_flow import registry, schedulers as flow_schedulers, ve_bridge
+    from model_sampling_flow import registry, ve_bridge
     ours = next((entry for entry in registry.SAMPLERS if entry.label == sampler_name), None)
     resolved = sampler.config.options.get("scheduler") if scheduler == "Automatic" else scheduler
-    if resolved in ("flow_shift", "Flow shift"):    # the core's trainers' schedule, in flow sigma
-        discard = sampler.config.options.get("discard_next_to_last_sigma", False)   # as get_sigmas does
-        flow_sigmas = flow_schedulers.flow_shift(FlowModelSampling(shift=PRACTICAL_SHIFT),
-                                                 steps + (1 if discard else 0)).double()
-        if discard:
-            flow_sigmas = torch.cat([flow_sigmas[:-2], flow_sigmas[-1:]])
-    else:
+    from flow_test_support.schedules import registry_flow_sigmas
+    # the core's own schedule types (Flow shift, Flow PC, ...), in flow sigma
+    flow_sigmas = registry_flow_sigmas(resolved, steps, PRACTICAL_SHIFT,
+                                       sampler.config.options.get("discard_next_to_last_sigma", False))
+    if flow_sigmas is None:
         flow_sigmas = sampler.get_sigmas(p, steps).double().cpu()
 
     def to_ve(values):
