@@ -40,6 +40,8 @@ class Option:
             return check_integer(self.name, value, minimum=self.range[0], maximum=self.range[1])
         if self.kind == BOOL and not isinstance(value, bool):
             raise ValueError(f"{self.name} must be True or False, got {value!r}")
+        if self.kind == NOISE_SAMPLER and value is not None and not callable(value):
+            raise ValueError(f"{self.name} must be a function noise_sampler(sigma, sigma_next) or None, got {value!r}")
         return value
 
 

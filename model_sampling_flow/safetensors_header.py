@@ -288,6 +288,20 @@ def _read(path, handle, prefix, file_bytes, keep, keep_metadata):
     return header
 
 
+def _after_member(text, idx):
+    """Past an object member's value: (start of the next member, False) after a ',', or (the index
+    past the closing '}', True). ValueError on a trailing comma or anything else, as serde_json."""
+    idx = _WS.match(text, idx).end()
+    if text.startswith(",", idx):
+        idx = _WS.match(text, idx + 1).end()
+        if text.startswith("}", idx):
+            raise ValueError("trailing comma")
+        return idx, False
+    if text.startswith("}", idx):
+        return idx + 1, True
+    raise ValueError(f"expected ',' or '}}' at character {idx}")
+
+
 def _parse(text, header, keep, keep_metadata):
     """Stream the top-level object of `text` into `header`; returns the end of the data section."""
     surrogates = _MAYBE_SURROGATE.search(text) is not None
@@ -315,16 +329,9 @@ def _parse(text, header, keep, keep_metadata):
                 offsets[name] = begin << 64 | end if size_error is None else size_error
                 if keep(name):
                     header.tensors[name] = TensorInfo(dtype, shape, (begin, end))
-                idx = _WS.match(text, idx).end()
-                if text.startswith(",", idx):
-                    idx = _WS.match(text, idx + 1).end()
-                    if text.startswith("}", idx):
-                        raise ValueError("trailing comma")
-                    continue
-                if text.startswith("}", idx):
-                    idx += 1
+                idx, closed = _after_member(text, idx)
+                if closed:
                     break
-                raise ValueError(f"expected ',' or '}}' at character {idx}")
             if not text.startswith('"', idx):
                 raise ValueError(f"expected a name at character {idx}")
             name, idx = _scanstring(text, idx + 1, True)
@@ -352,16 +359,9 @@ def _parse(text, header, keep, keep_metadata):
                 offsets[name] = begin << 64 | end if size_error is None else size_error
                 if keep(name):
                     header.tensors[name] = TensorInfo(fields["dtype"], tuple(fields["shape"]), (begin, end))
-            idx = _WS.match(text, idx).end()
-            if text.startswith(",", idx):
-                idx = _WS.match(text, idx + 1).end()
-                if text.startswith("}", idx):
-                    raise ValueError("trailing comma")
-                continue
-            if text.startswith("}", idx):
-                idx += 1
+            idx, closed = _after_member(text, idx)
+            if closed:
                 break
-            raise ValueError(f"expected ',' or '}}' at character {idx}")
     if _WS.match(text, idx).end() != len(text):
         raise ValueError(f"trailing characters at character {idx}")
     header.tensor_count = len(offsets)

@@ -132,7 +132,7 @@ def sample_flow_euler_ancestral(model, x, sigmas, extra_args=None, callback=None
     every eta; with a denoiser's posterior mean it under-disperses by O(step) like any
     first-order ancestral sampler (std 0.287 at 256 steps for N(0.5, 0.3^2), 0.294 at 1024).
     """
-    _check_options(sample_flow_euler_ancestral, eta=eta, s_noise=s_noise)
+    _check_options(sample_flow_euler_ancestral, eta=eta, s_noise=s_noise, noise_sampler=noise_sampler)
     extra_args = {} if extra_args is None else extra_args
     noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
     flow = _flows(sigmas)
@@ -165,7 +165,7 @@ def sample_flow_sde(model, x, sigmas, extra_args=None, callback=None, disable=No
     eta = 0 is DDIM (flow Euler). With second_order, the change of x0 between steps adds the
     multistep midpoint correction in lambda (second order in the drift).
     """
-    _check_options(sample_flow_sde, eta=eta, s_noise=s_noise, second_order=second_order)
+    _check_options(sample_flow_sde, eta=eta, s_noise=s_noise, second_order=second_order, noise_sampler=noise_sampler)
     extra_args = {} if extra_args is None else extra_args
     noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
     flow = _flows(sigmas)

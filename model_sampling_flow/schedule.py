@@ -36,7 +36,11 @@ HOST_SCHEDULE_ROUNDING = 2.0 ** -10
 
 
 def _is_boolean(value):
-    return isinstance(value, bool) or type(value).__name__ == "bool_"
+    """Python, NumPy (bool_, NumPy 2's bool) and torch booleans (a bool tensor)."""
+    if isinstance(value, bool) or type(value).__name__ in ("bool_", "bool"):
+        return True
+    dtype = getattr(value, "dtype", None)
+    return dtype is not None and str(dtype) in ("torch.bool", "bool")
 
 
 def check_number(name, value, minimum=None, maximum=None, strict_minimum=False):

@@ -79,7 +79,9 @@ def sample_in_ve(function, ve_model, x_ve, ve_sigmas, extra_args=None, callback=
     if noise_sampler is not None:
         options["noise_sampler"] = lambda s, s_next: noise_sampler(schedule.lookup(s)[1], schedule.lookup(s_next)[1])
     x = x_ve / (1 + schedule.ve[0])
-    x = function(flow_model, x, torch.tensor(schedule.flow, dtype=torch.float64), extra_args=extra_args,
+    # float64 keeps 1 - sigma near the cap; Apple's MPS has no float64 (a sampler may move sigmas to x's device)
+    dtype = torch.float32 if x.device.type == "mps" else torch.float64
+    x = function(flow_model, x, torch.tensor(schedule.flow, dtype=dtype), extra_args=extra_args,
                  callback=None if callback is None else flow_callback, disable=disable, **options)
     return x * (1 + schedule.ve[-1])
 

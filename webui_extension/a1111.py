@@ -334,7 +334,7 @@ def pass_view(p):
     label = getattr(config, "name", None) or getattr(p, "sampler_name", None)
     # StableDiffusionProcessingImg2Img (img2img, inpaint, ADetailer-style passes) holds init_images
     img2img = bool(getattr(p, "is_hr_pass", False)) or hasattr(p, "init_images")
-    return sampler_views.view_for_sampler(label, img2img=img2img)
+    return sampler_views.view_for_sampler(label, img2img=img2img, churn=sampler_views.pass_churn(p, label))
 
 
 # ---- samplers from the core's table, run on the sigmas and x a webui hands a k-diffusion sampler ----

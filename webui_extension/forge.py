@@ -297,7 +297,8 @@ class ForgeBackend(Backend):
         if pass_scheduler_label(p) not in FIXED_LEVEL_SCHEDULERS:   # those ignore the model's table
             sampler_views.schedule_over_flow_range(sampler, flow_table_linker(state.predictor),
                                                    state.predictor.ve_schedule)
-        if integrates_in_flow_coordinates(pass_sampler_label(p)):
+        label = pass_sampler_label(p)
+        if integrates_in_flow_coordinates(label) and not sampler_views.pass_churn(p, label):
             sampler_views.integrate_in_flow_coordinates(sampler)
         sampler_views.brownian_noise_within_interval(sampler)
 

@@ -31,6 +31,7 @@ import weakref
 
 import torch
 
+from model_sampling_flow import registry
 from model_sampling_flow.model_sampling import FlowModelSampling, FlowVEModelSampling
 from model_sampling_flow.views import alphas_cumprod_from_ve
 from model_sampling_flow.settings import FlowSettings
@@ -234,9 +235,17 @@ class _FlowSdModelView:
         return getattr(self._sd_model, name)
 
 
-def _alter_schedule_over_flow_range(sampler, flow_model_sampling, ve_schedule):
-    """sampler_views.schedule_over_flow_range for an AlterSampler: ldm_patched's calculate_sigmas runs
-    on the flow view's model sampling, the result is mapped to VE. Changes this sampler object only."""
+def _core_scheduler(p):
+    """The core's registry scheduler (Flow shift, Flow PC, ...) the pass of `p` asks for, or None."""
+    label = getattr(p, "scheduler", None)
+    if getattr(p, "is_hr_pass", False) and getattr(p, "hr_scheduler", None) not in (None, "Use same scheduler"):
+        label = p.hr_scheduler
+    return next((entry for entry in registry.SCHEDULERS if label in (entry.label, entry.name)), None)
+
+
+def _core_schedule(sampler, entry, flow_model_sampling, ve_schedule):
+    """An AlterSampler's get_sigmas computing the core scheduler `entry` over the flow view, mapped to
+    VE (reForge's own get_sigmas would fall back to Normal for a name it does not know)."""
     original = getattr(sampler, "get_sigmas", None)
     if original is None or getattr(original, "flow_sampling", False):
         return
@@ -244,13 +253,8 @@ def _alter_schedule_over_flow_range(sampler, flow_model_sampling, ve_schedule):
     def get_sigmas(p, steps):
         if getattr(p, "sampler_noise_scheduler_override", None) is not None:
             return original(p, steps)
-        unet = sampler.unet
-        sampler.unet = _FlowUnetView(unet, flow_model_sampling)
-        try:
-            flow = original(p, steps)
-        finally:
-            sampler.unet = unet
-        return ve_schedule(flow.cpu()).to(flow.device)
+        flow = entry.function(flow_model_sampling, steps)
+        return ve_schedule(flow.cpu()).to(getattr(sampler.unet, "load_device", flow.device))
 
     get_sigmas.flow_sampling = True
     sampler.get_sigmas = get_sigmas
@@ -285,7 +289,7 @@ class ReforgeBackend(Backend):
         state = getattr(denoiser.inner_model, STATE_ATTRIBUTE, None)
         if state is None:
             return None
-        # the flow-range schedule's denoiser (_schedule_over_flow_range) stands for the flow view
+        # the flow-range schedule's denoiser (sampler_views.schedule_over_flow_range) stands for the flow view
         return getattr(denoiser, "flow_view", None) or state.model_sampling
 
     # model-level lifecycle
@@ -414,13 +418,18 @@ class ReforgeBackend(Backend):
         if self.refusal(p) is not None:
             pass    # refused: a forced run samples on the VE table's schedule, which the refusals were measured on
         elif _is_alter_sampler(sampler):
-            _alter_schedule_over_flow_range(sampler, flow_ms, state.model_sampling.ve_schedule)
+            core = _core_scheduler(p)
+            if core is not None:    # reForge's own samplers know only their own names (else Normal)
+                _core_schedule(sampler, core, flow_ms, state.model_sampling.ve_schedule)
+            else:   # ldm_patched's calculate_sigmas on the flow view's model sampling, mapped to VE
+                sampler_views.schedule_over_flow_range(sampler, _FlowUnetView(sampler.unet, flow_ms),
+                                                       state.model_sampling.ve_schedule, attribute="unet")
         else:
             # Turbo reads inner_model.inner_model.forge_objects.unet.model.model_sampling: the flow view's too
             flow_denoiser = make_denoiser(_FlowSdModelView(sd_model, flow_ms), flow_ms)
             flow_denoiser.flow_view = flow_ms
             sampler_views.schedule_over_flow_range(sampler, flow_denoiser, state.model_sampling.ve_schedule)
-        if not img2img and label in FLOW_COORDINATES:
+        if not img2img and label in FLOW_COORDINATES and not sampler_views.pass_churn(p, label):
             sampler_views.integrate_in_flow_coordinates(sampler)
         sampler_views.brownian_noise_within_interval(sampler)
 

@@ -75,27 +75,54 @@ def sampler_kind(label):
     return None
 
 
-def view_for_sampler(label, img2img=False):
+# Karras churn (k-diffusion's s_churn for Euler, Heun, DPM2: Settings > Sampler parameters > sigma
+# churn; reForge's own Comfy samplers read their own options) raises sigma and adds fresh noise at
+# every step: a VE noise step, which in flow coordinates would rescale the data part of x. A pass with
+# churn is stochastic and runs in the VE view.
+CHURN_SAMPLERS = frozenset({"Euler", "Heun", "DPM2"})
+OWN_CHURN_OPTIONS = {"Euler Comfy": "euler_og_s_churn", "Heun Comfy": "heun_og_s_churn", "HeunPP2": "heunpp2_s_churn"}
+
+
+def pass_churn(p, label):
+    """The Karras churn (0.0 for none) the pass of `p` with sampler `label` will add, read as the
+    webuis do when the sampler starts (sd_samplers_common.Sampler.initialize: the Settings value,
+    else p.s_churn; reForge's Comfy samplers: their own Settings option)."""
+    try:
+        from modules import shared
+        opts = shared.opts
+    except (ImportError, AttributeError):    # outside a webui (host-free tests): only p's own value
+        opts = None
+    option = OWN_CHURN_OPTIONS.get(label)
+    if option is not None:
+        return float(getattr(opts, option, 0.0) or 0.0)
+    if label not in CHURN_SAMPLERS:
+        return 0.0
+    return float(getattr(opts, "s_churn", None) or getattr(p, "s_churn", None) or 0.0)
+
+
+def view_for_sampler(label, img2img=False, churn=0.0):
     """'flow' for a deterministic sampler on a txt2img first pass, else 've'.
 
     img2img and hires passes run in the VE view whatever the sampler: the webuis add noise there as
     `x + noise * sigma`, which is the VE view's rule (the flow view would need (1 - sigma) x).
     """
     ours = any(label in (entry.label, entry.name) for entry in registry.SAMPLERS)
-    if not img2img and sampler_kind(label) == DETERMINISTIC_KIND and (ours or label in FLOW_VIEW):
+    if not img2img and not churn and sampler_kind(label) == DETERMINISTIC_KIND and (ours or label in FLOW_VIEW):
         return FLOW
     return VE
 
 
 # ---- per-pass helpers both webuis use on their KDiffusionSampler (instance attributes only) ----
-def schedule_over_flow_range(sampler, flow_denoiser, ve_schedule):
+def schedule_over_flow_range(sampler, flow_denoiser, ve_schedule, attribute="model_wrap"):
     """Make `sampler.get_sigmas` run the webui's schedule over the flow table, then map it to VE.
 
     The webuis' schedule functions read sigma_min / sigma_max (and, for Simple, Normal, SGM
     Uniform, Uniform, DDIM, Beta, the table) from `sampler.model_wrap`; for one call they see
     `flow_denoiser` (a DiscreteSchedule over the flow table), then `ve_schedule` (the pass's
     FlowVEModelSampling.ve_schedule: sigma / (1 - sigma), top -> the VE cap) maps the result.
-    A script's `sampler_noise_scheduler_override` is left alone. Changes this sampler object only.
+    `attribute` names what the sampler's schedule reads instead when it is not `model_wrap`
+    (reForge's own samplers read `unet`). A script's `sampler_noise_scheduler_override` is left
+    alone. Changes this sampler object only.
     """
     original = getattr(sampler, "get_sigmas", None)
     if original is None or getattr(original, "flow_sampling", False):
@@ -104,13 +131,13 @@ def schedule_over_flow_range(sampler, flow_denoiser, ve_schedule):
     def get_sigmas(p, steps):
         if getattr(p, "sampler_noise_scheduler_override", None) is not None:
             return original(p, steps)
-        ve_denoiser = sampler.model_wrap
-        sampler.model_wrap = flow_denoiser
+        own = getattr(sampler, attribute)
+        setattr(sampler, attribute, flow_denoiser)
         try:
             flow = original(p, steps)
         finally:
-            sampler.model_wrap = ve_denoiser
-        return ve_schedule(flow).to(flow.device)
+            setattr(sampler, attribute, own)
+        return ve_schedule(flow.cpu()).to(flow.device)
 
     get_sigmas.flow_sampling = True
     sampler.get_sigmas = get_sigmas
@@ -142,8 +169,8 @@ def integrate_in_flow_coordinates(sampler):
     what it computes natively in flow coordinates (ComfyUI + ModelSamplingSD3, reForge's AMS) on the
     same flow schedule, with no second model object: nothing outlives the pass.
 
-    For deterministic samplers that see the model only as (x, sigma) -> denoised (DETERMINISTIC above).
-    The wrapper shows the function's own signature, so the webui passes the same options (s_churn,
+    For deterministic samplers that see the model only as (x, sigma) -> denoised (DETERMINISTIC above)
+    and add no churn (a call with a non-zero `s_churn` runs as it was, in the VE view). The wrapper shows the function's own signature, so the webui passes the same options (s_churn,
     n, ...). Changes this sampler object only; a second call is a no-op.
     """
     original = getattr(sampler, "func", None)
@@ -151,7 +178,8 @@ def integrate_in_flow_coordinates(sampler):
         return
 
     def func(model, x, *args, sigmas=None, extra_args=None, callback=None, disable=None, **options):
-        if args or sigmas is None:   # not the webuis' keyword call: leave it as it was
+        # not the webuis' keyword call, or Karras churn on (a VE noise step: see pass_churn): as it was
+        if args or sigmas is None or options.get("s_churn"):
             return original(model, x, *args, sigmas=sigmas, extra_args=extra_args, callback=callback,
                             disable=disable, **options)
         return ve_bridge.sample_in_ve(original, model, x, sigmas, extra_args=extra_args, callback=callback,

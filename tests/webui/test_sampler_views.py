@@ -108,3 +108,26 @@ def test_integrate_in_flow_coordinates_shows_the_function_signature():
     views.integrate_in_flow_coordinates(sampler)
     assert sampler.func is not euler
     assert list(inspect.signature(sampler.func).parameters) == list(inspect.signature(euler).parameters)
+
+
+def test_karras_churn_makes_a_pass_stochastic():
+    """sigma churn (Settings, or p.s_churn) on Euler / Heun / DPM2 adds a VE noise step each step: the
+    pass runs in the VE view, and the flow-coordinate wrapper leaves a call with s_churn as it was."""
+    import torch
+    p = type("P", (), {"s_churn": 10.0})()
+    assert views.pass_churn(p, "Euler") == 10.0
+    assert views.pass_churn(p, "DPM++ 2M") == 0.0          # takes no churn
+    assert views.view_for_sampler("Euler", churn=views.pass_churn(p, "Euler")) == views.VE
+    assert views.view_for_sampler("Euler", churn=0.0) == views.FLOW
+    calls = []
+
+    def euler(model, x, sigmas=None, extra_args=None, callback=None, disable=None, s_churn=0.0):
+        calls.append((float(sigmas[0]), s_churn))
+        return x
+    sampler = type("S", (), {"func": staticmethod(euler)})()
+    views.integrate_in_flow_coordinates(sampler)
+    sigmas = torch.tensor([29996.0, 1.0, 0.0])
+    sampler.func(None, torch.zeros(1), sigmas=sigmas, s_churn=10.0)
+    sampler.func(None, torch.zeros(1), sigmas=sigmas, s_churn=0.0)
+    assert calls[0] == (29996.0, 10.0)                  # VE sigmas: unchanged call
+    assert calls[1][0] < 1.0                            # flow sigmas: integrated in flow coordinates
