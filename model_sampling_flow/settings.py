@@ -35,6 +35,12 @@ class FlowSettings:
         check_number("base_pixels", self.base_pixels, minimum=0, strict_minimum=True)
         check_number("vae_factor", self.vae_factor, minimum=0, strict_minimum=True)
 
+    @property
+    def base_latent_shape(self):
+        """(height, width) of the base resolution's latent: (128, 128) for SDXL's 1024 x 1024."""
+        side = int(round(self.base_pixels ** 0.5 / self.vae_factor))
+        return (side, side)
+
     def effective_shift(self, latent_shape=None):
         """The shift to sample with: static, or the bluvoll resolution ratio for this latent."""
         if self.shift_mode == "static":

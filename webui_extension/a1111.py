@@ -95,7 +95,7 @@ class FlowState:
     def model_sampling(self, view="ve"):
         shape = self.latent_shape
         if self.settings.shift_mode == "resolution" and shape is None:
-            shape = (128, 128)          # 1024 x 1024 until a generation says otherwise
+            shape = self.settings.base_latent_shape     # until a generation says otherwise
         return self.settings.with_changes(view=view).model_sampling(shape)
 
 

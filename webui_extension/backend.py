@@ -117,8 +117,7 @@ def model_sampling_for_pass(settings, latent_shape=None):
     Resolution-dependent shift without a shape uses the base resolution (1024 x 1024 for SDXL).
     """
     if latent_shape is None:
-        side = int(round(settings.base_pixels ** 0.5 / settings.vae_factor))
-        latent_shape = (side, side)
+        latent_shape = settings.base_latent_shape
     return FlowVEModelSampling(shift=settings.effective_shift(latent_shape),
                                timestep_mapping=settings.timestep_mapping)
 

@@ -389,7 +389,7 @@ class ReforgeBackend(Backend):
         if state is None:
             return
         if state.settings.shift_mode != "static":
-            shape = latent_shape_for(p)
+            shape = latent_shape_for(p, state.settings.vae_factor)
             self._set_model_sampling(sd_model, state, model_sampling_for(state.settings, shape))
         self._install(sd_model, state)
         sampler = getattr(p, "sampler", None)

@@ -54,3 +54,9 @@ def test_bad_settings_are_rejected_naming_the_field(field, value):
 def test_bad_infotext_shift_is_rejected():
     with pytest.raises(ValueError, match="shift"):
         FlowSettings.from_infotext({"Flow sampling": "on", "Flow shift": "abc"})
+
+
+def test_base_latent_shape_is_the_base_resolution_latent():
+    from model_sampling_flow.settings import FlowSettings
+    assert FlowSettings(shift=3.0).base_latent_shape == (128, 128)            # SDXL 1024 x 1024, VAE /8
+    assert FlowSettings(shift=3.0, base_pixels=512 * 512).base_latent_shape == (64, 64)
