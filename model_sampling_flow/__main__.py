@@ -50,7 +50,8 @@ def _configure_inspect(parser):
 def _run_inspect(args):
     import json
 
-    from .checkpoint import format_report, inspect_checkpoint
+    from .checkpoint import inspect_checkpoint
+    from .report_text import format_report
     report = inspect_checkpoint(args.file)
     if args.json:
         # strict JSON: a NaN or infinite number read from a sidecar is reported as text
@@ -89,7 +90,8 @@ def _finite_json(value):
 
 
 def _run_mark(args):
-    from .checkpoint import gather_facts, rf_settings, write_sidecar
+    from .checkpoint import gather_facts, rf_settings
+    from .sidecar import write_sidecar
     facts = gather_facts(args.file)
     if facts.kind not in ("checkpoint", "unet"):
         what = facts.kind if facts.kind != "unknown" else "not recognised as a checkpoint or a UNet"

@@ -3,6 +3,8 @@
 `inspect_checkpoint(path)` first assembles `Facts` (what the safetensors header, the sidecars
 and a diffusers scheduler config say), then `RULES`, one ordered list, gives the `Verdict`. The
 inspector runs on the standard library alone; tensor data is never read, nothing is unpickled.
+The marker's own format (sidecar file, metadata keys) is read and written in sidecar.py, and
+report_text.py turns a Report into the text `inspect` prints.
 
 What real RF SDXL checkpoints carry (researched; README "Checkpoint inspector and the RF marker"):
   * bluvoll/sd-scripts and bluvoll/sd-scripts-f2vae (`--flow_model`) save full checkpoints
@@ -26,24 +28,17 @@ So a file is marked by us, or recognised by hints. Markers, in order of preceden
   then marker tensors (v_pred, EDM) and an explicit v-prediction declaration rule RF out, and
   hints (`name_hints`, the 32-channel UNet) make an unmarked full checkpoint or UNet likely RF.
 """
-import json
 import os
 import re
-import stat
 import threading
 from dataclasses import dataclass, field, fields, replace
 
-from .safetensors_header import MAX_HEADER_BYTES, PICKLE_SUFFIXES, HeaderError, read_header  # noqa: F401
-from .schedule import (DEFAULT_SHIFT, DEFAULT_TIMESTEP_MAPPING, SHIFT_MODES, TIMESTEP_MAPPINGS,
-                       check_choice, check_shift, parse_number)
+from .safetensors_header import HeaderError, read_header
+from .schedule import DEFAULT_SHIFT, DEFAULT_TIMESTEP_MAPPING
+from .sidecar import (METADATA_PREDICTION_TYPE, METADATA_SHIFT, METADATA_SHIFT_MODE, METADATA_TIMESTEP_MAPPING,
+                      RF_PREDICTION_TYPE, SIDECAR_SUFFIX, brief, marker_values, read_small_json, shallow,
+                      sidecar_path)
 
-MAX_SIDECAR_BYTES = 1_000_000
-RF_PREDICTION_TYPE = "rectified_flow"
-SIDECAR_SUFFIX = ".flow.json"
-METADATA_PREDICTION_TYPE = "modelspec.prediction_type"
-METADATA_SHIFT = "flow_sampling.shift"
-METADATA_TIMESTEP_MAPPING = "flow_sampling.timestep_mapping"
-METADATA_SHIFT_MODE = "flow_sampling.shift_mode"
 EPSILON_PREDICTION_TYPES = ("epsilon", "eps")
 V_PREDICTION_TYPES = ("v", "v_prediction", "v-prediction", "vpred", "v_pred")
 NOT_RF_PREDICTION_TYPES = EPSILON_PREDICTION_TYPES + V_PREDICTION_TYPES + ("sample", "x0")
@@ -183,8 +178,8 @@ class Report:
         """Facts and verdict as one JSON-ready dict (what `inspect --json` prints)."""
         out = {f.name: getattr(self.facts, f.name) for f in fields(Facts)}
         out.update(hints=list(self.facts.hints), problems=list(self.facts.problems),
-                   components=list(self.facts.components), sidecar=_shallow(self.facts.sidecar),
-                   scheduler=_shallow(self.facts.scheduler))
+                   components=list(self.facts.components), sidecar=shallow(self.facts.sidecar),
+                   scheduler=shallow(self.facts.scheduler))
         out["verdict"] = dict({f.name: getattr(self.verdict, f.name) for f in fields(Verdict)},
                               warnings=list(self.verdict.warnings))
         out["is_rf"], out["reason"] = self.verdict.is_rf, self.verdict.reason
@@ -217,42 +212,6 @@ class _MetadataKeep:
         self.others += 1
         return self.others <= MAX_SHOWN_METADATA
 
-
-def _read_small_json(path, what):
-    """(object, None) from a small JSON file, or (None, a one-line problem); never raises."""
-    try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            return None, f"{what} {path!r} is not a regular file; ignored"
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_SIDECAR_BYTES + 1)
-    except OSError as error:
-        return None, f"{what} {path!r} cannot be read ({error.strerror}); ignored"
-    if len(raw) > MAX_SIDECAR_BYTES:
-        return None, f"{what} {path!r} is larger than {MAX_SIDECAR_BYTES} bytes; ignored"
-    try:
-        data = json.loads(raw.decode("utf-8-sig"))     # Notepad and PowerShell 5 write a BOM
-    except (UnicodeDecodeError, ValueError, RecursionError) as error:
-        return None, f"{what} {path!r} is not valid JSON ({type(error).__name__}); ignored"
-    if not isinstance(data, dict):
-        return None, f"{what} {path!r} must hold a JSON object, not {type(data).__name__}; ignored"
-    return data, None
-
-
-def sidecar_path(path):
-    """`<checkpoint without its extension>.flow.json`; for a folder `<folder>.flow.json`."""
-    path = os.path.normpath(os.fspath(path))
-    if os.path.isdir(path):
-        return path + SIDECAR_SUFFIX
-    return os.path.splitext(path)[0] + SIDECAR_SUFFIX
-
-
-def read_sidecar(path):
-    """The sidecar's JSON object for checkpoint `path`, or None when there is none or it is unreadable."""
-    side = sidecar_path(path)
-    if not os.path.lexists(side):
-        return None
-    return _read_small_json(side, "sidecar")[0]
 
 
 def _diffusers_files(path):
@@ -350,12 +309,12 @@ def gather_facts(path):
     side = sidecar_path(path)
     sidecar = None
     if os.path.lexists(side):
-        sidecar, problem = _read_small_json(side, "sidecar")
+        sidecar, problem = read_small_json(side, "sidecar")
         if problem:
             problems.append(problem)
     scheduler = None
     if scheduler_config is not None:
-        config, problem = _read_small_json(scheduler_config, "scheduler config")
+        config, problem = read_small_json(scheduler_config, "scheduler config")
         if problem:
             problems.append(problem)
         else:
@@ -399,53 +358,6 @@ def gather_facts(path):
 
 # ---------------------------------------------------------------------------------------------
 # marker values and settings
-def _marker_values(source, shift, mapping, shift_mode):
-    """({validated shift / timestep_mapping / shift_mode}, [warnings]) from one marker's raw values."""
-    values, warnings = {}, []
-    for key, value, check in (("shift", shift, _check_shift_value),
-                              ("timestep_mapping", mapping, lambda v: _check_text_choice("timestep_mapping", v,
-                                                                                         TIMESTEP_MAPPINGS)),
-                              ("shift_mode", shift_mode, lambda v: _check_text_choice("shift_mode", v,
-                                                                                      SHIFT_MODES))):
-        if value is None:
-            continue
-        try:
-            values[key] = check(value)
-        except (ValueError, TypeError, OverflowError) as error:
-            warnings.append(f"{source}: {error}; ignored")
-    return values, warnings
-
-
-def _check_shift_value(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"shift must be a number, got {_brief(value)}")
-    # safetensors metadata holds text: "3.0" is a shift, a JSON number too
-    return check_shift(parse_number("shift", value))
-
-
-def _check_text_choice(name, value, choices):
-    if not isinstance(value, str):
-        raise ValueError(f"{name} must be one of {sorted(choices)}, got {_brief(value)}")
-    return check_choice(name, value, choices)
-
-
-def _brief(value):
-    """A short description of a JSON value for a message (never deep: repr of a deep list would recurse)."""
-    if isinstance(value, dict):
-        return "a JSON object"
-    if isinstance(value, list):
-        return "a JSON array"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _shallow(value, depth=0):
-    """`value` with containers below depth 4 replaced by a description: safe to print and to dump."""
-    if isinstance(value, dict):
-        return {str(k): _shallow(v, depth + 1) for k, v in value.items()} if depth < 4 else _brief(value)
-    if isinstance(value, list):
-        return [_shallow(v, depth + 1) for v in value] if depth < 4 else _brief(value)
-    return value
 
 
 def _trainer_defaults(facts):
@@ -471,22 +383,22 @@ def _markers(facts):
         label = f"sidecar {os.path.basename(facts.sidecar_path)}"
         prediction = side.get("prediction_type")
         text = prediction.strip().lower() if isinstance(prediction, str) else None
-        values, warnings = _marker_values(label, side.get("shift"), side.get("timestep_mapping"),
+        values, warnings = marker_values(label, side.get("shift"), side.get("timestep_mapping"),
                                           side.get("shift_mode"))
         if text not in (RF_PREDICTION_TYPE,) + NOT_RF_PREDICTION_TYPES:
             warnings = [f"{label}: prediction_type must be {RF_PREDICTION_TYPE!r} or one of "
-                        f"{list(NOT_RF_PREDICTION_TYPES)}, got {_brief(prediction)}; the sidecar is ignored"]
+                        f"{list(NOT_RF_PREDICTION_TYPES)}, got {brief(prediction)}; the sidecar is ignored"]
             text = None
         out.append(("sidecar", label, text, values, warnings))
     if facts.declared_prediction == RF_PREDICTION_TYPE:
         metadata = facts.metadata
-        values, warnings = _marker_values("metadata", metadata.get(METADATA_SHIFT),
+        values, warnings = marker_values("metadata", metadata.get(METADATA_SHIFT),
                                           metadata.get(METADATA_TIMESTEP_MAPPING), metadata.get(METADATA_SHIFT_MODE))
         out.append(("metadata", f"metadata {METADATA_PREDICTION_TYPE}", RF_PREDICTION_TYPE, values, warnings))
     scheduler_class = str((facts.scheduler or {}).get("_class_name", ""))
     if scheduler_class.startswith("FlowMatch"):
         # diffusers flow-matching schedulers feed the UNet timestep = 1000 * sigma
-        values, warnings = _marker_values("scheduler config", facts.scheduler.get("shift"), "continuous", None)
+        values, warnings = marker_values("scheduler config", facts.scheduler.get("shift"), "continuous", None)
         if facts.scheduler.get("use_dynamic_shifting"):
             warnings.append("the scheduler config uses dynamic (Flux-style) shifting, which this project does "
                             "not implement; the static shift is recommended instead")
@@ -680,139 +592,3 @@ def recommended_settings(report):
 def settings_explanation(report):
     """One line saying where the recommended settings come from."""
     return report.verdict.settings_note
-
-
-def marker_metadata(settings):
-    """The `__metadata__` entries that mark a checkpoint as RF with these FlowSettings."""
-    values = _settings_values(settings)
-    return {METADATA_PREDICTION_TYPE: RF_PREDICTION_TYPE, METADATA_SHIFT: f"{values['shift']:g}",
-            METADATA_TIMESTEP_MAPPING: values["timestep_mapping"], METADATA_SHIFT_MODE: values["shift_mode"]}
-
-
-def _settings_values(settings):
-    """Validated {shift, timestep_mapping, shift_mode} from FlowSettings or such a dict."""
-    if isinstance(settings, dict):
-        raw = settings
-    elif all(hasattr(settings, k) for k in ("shift", "timestep_mapping", "shift_mode")):
-        raw = {k: getattr(settings, k) for k in ("shift", "timestep_mapping", "shift_mode")}
-    else:
-        raise ValueError(f"settings must be a FlowSettings or a dict of shift, timestep_mapping, shift_mode; "
-                         f"got {settings!r}")
-    values, warnings = _marker_values("settings", raw.get("shift", DEFAULT_SHIFT),
-                                      raw.get("timestep_mapping", DEFAULT_TIMESTEP_MAPPING),
-                                      raw.get("shift_mode", "static"))
-    if warnings:
-        raise ValueError(warnings[0].replace("; ignored", ""))
-    return values
-
-
-def sidecar_says(path):
-    """('absent' | 'broken' | 'symlink' | 'rf' | 'other', the JSON object or None) for the sidecar of `path`."""
-    side = sidecar_path(path)
-    if os.path.islink(side):
-        return "symlink", None
-    if not os.path.lexists(side):
-        return "absent", None
-    data, problem = _read_small_json(side, "sidecar")
-    if problem:
-        return "broken", None
-    prediction = data.get("prediction_type")
-    if isinstance(prediction, str) and prediction.strip().lower() == RF_PREDICTION_TYPE:
-        return "rf", data
-    return "other", data
-
-
-def write_sidecar(path, settings, force=False):
-    """Write `<name>.flow.json` next to checkpoint `path` marking it RF with `settings`; returns its path.
-
-    Atomic (a temporary file in the same folder, then os.replace); never writes through a symlink.
-    Without `force` it refuses (ValueError) to replace a symlink, a broken sidecar or one that
-    says something else than these settings.
-    """
-    values = _settings_values(settings)
-    side = sidecar_path(path)
-    data = {"prediction_type": RF_PREDICTION_TYPE, **values}
-    state, existing = sidecar_says(path)
-    if not force:
-        if state == "symlink":
-            raise ValueError(f"sidecar {side!r} is a symbolic link; it is not followed. Remove it, or pass "
-                             "--force to replace the link itself")
-        if state == "broken":
-            raise ValueError(f"sidecar {side!r} exists but is not a valid JSON object; pass --force to "
-                             "replace it")
-        if state in ("rf", "other") and existing != data:
-            raise ValueError(f"sidecar {side!r} already exists and says {_brief(existing)}; pass --force "
-                             "to replace it")
-    folder = os.path.dirname(side) or "."
-    temp = os.path.join(folder, f".{os.path.basename(side)}.{os.getpid()}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(temp, flags, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, side)
-    except BaseException:
-        if os.path.lexists(temp):
-            os.unlink(temp)
-        raise
-    return side
-
-
-# ---------------------------------------------------------------------------------------------
-# the text report
-def printable(text, limit=None):
-    """`text` with every character that could move the cursor or change the terminal escaped
-    (control characters, line/paragraph separators, bidi and other format characters)."""
-    text = str(text)
-    if limit is not None and len(text) > limit:
-        text = text[:limit - 3] + "..."
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
-
-
-def format_report(report):
-    """Human-readable multi-line text of a Report (what the CLI prints); metadata is escaped."""
-    facts, verdict = report.facts, report.verdict
-
-    def size(n):
-        for unit in ("B", "KB", "MB", "GB"):
-            if n < 1000 or unit == "GB":
-                return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-            n /= 1000
-    lines = [f"file            {printable(facts.path)}",
-             f"size            {size(facts.file_bytes)} (header {size(facts.header_bytes)}, "
-             f"{facts.tensor_count} tensors)",
-             f"kind            {facts.kind}",
-             f"architecture    {facts.architecture}" + (f" ({facts.layout} key layout)" if facts.layout else ""),
-             f"components      {', '.join(facts.components) or '-'}"]
-    if facts.in_channels is not None:
-        lines.append(f"latent channels {facts.latent_channels}"
-                     + (f" (UNet input {facts.in_channels})" if facts.in_channels != facts.latent_channels else ""))
-    lines.append(f"v_pred / ztsnr  {'yes' if facts.v_pred else 'no'} / {'yes' if facts.ztsnr else 'no'}"
-                 + ("   EDM marker present" if facts.edm else ""))
-    if facts.a1111_yaml:
-        lines.append(f"A1111 config    {printable(facts.a1111_yaml)}")
-    lines.append(f"trainer         {facts.trainer or 'unknown'}")
-    for key, value in sorted(facts.modelspec.items()) + sorted(facts.trainer_metadata.items()):
-        lines.append(f"  {printable(key, 80)} = {printable(value, 100)}")
-    if facts.scheduler:
-        lines.append("scheduler       " + printable(", ".join(f"{k}={v}" for k, v in _shallow(facts.scheduler).items()),
-                                                  200))
-    if facts.sidecar is not None:
-        lines.append(f"sidecar         {printable(facts.sidecar_path)}")
-    lines.append(f"rectified flow  {'YES' if verdict.is_rf else 'no'}: {printable(verdict.reason, 400)}")
-    if verdict.is_rf:
-        s = verdict.settings
-        lines.append(f"recommended     shift {s['shift']:g}, timestep mapping {s['timestep_mapping']}, "
-                     f"shift mode {s['shift_mode']}")
-        lines.append(f"                ({printable(verdict.settings_note, 300)})")
-        if verdict.source == "hint":
-            lines.append("                not marked: confirm with the model card, then mark it with "
-                         "`python -m model_sampling_flow mark FILE` (writes these settings)")
-    for warning in verdict.warnings:
-        lines.append(f"warning: {printable(warning, 400)}")
-    return "\n".join(lines)

@@ -12,11 +12,11 @@ import torch
 safetensors_torch = pytest.importorskip("safetensors.torch")
 
 from model_sampling_flow.__main__ import main  # noqa: E402
-from model_sampling_flow.checkpoint import (MAX_HEADER_BYTES, detect_rectified_flow,  # noqa: E402
-                                            format_report, inspect_cached, inspect_checkpoint,
-                                            marker_metadata, recommended_settings, sidecar_path,
-                                            write_sidecar)
-from model_sampling_flow.safetensors_header import read_header  # noqa: E402
+from model_sampling_flow.checkpoint import (detect_rectified_flow, inspect_cached,  # noqa: E402
+                                            inspect_checkpoint, recommended_settings)
+from model_sampling_flow.report_text import format_report  # noqa: E402
+from model_sampling_flow.safetensors_header import MAX_HEADER_BYTES, read_header  # noqa: E402
+from model_sampling_flow.sidecar import marker_metadata, sidecar_path, write_sidecar  # noqa: E402
 from model_sampling_flow.settings import FlowSettings  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
