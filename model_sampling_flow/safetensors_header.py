@@ -332,13 +332,7 @@ def _parse(text, header, keep, keep_metadata):
                 idx, closed = _after_member(text, idx)
                 if closed:
                     break
-            if not text.startswith('"', idx):
-                raise ValueError(f"expected a name at character {idx}")
-            name, idx = _scanstring(text, idx + 1, True)
-            idx = _WS.match(text, idx).end()
-            if not text.startswith(":", idx):
-                raise ValueError(f"expected ':' at character {idx}")
-            idx = _WS.match(text, idx + 1).end()
+            name, idx = _member_key(text, idx, "a name")
             if name == METADATA_KEY:
                 if header.has_metadata:
                     raise HeaderError("duplicate field '__metadata__'")
@@ -381,6 +375,18 @@ def _parse(text, header, keep, keep_metadata):
     return start
 
 
+def _member_key(text, idx, what):
+    """(key, index of its value) for the JSON object member `"key":` starting at `idx`; ValueError
+    saying `what` was expected when `idx` holds no string key and colon."""
+    if not text.startswith('"', idx):
+        raise ValueError(f"expected {what} at character {idx}")
+    key, idx = _scanstring(text, idx + 1, True)
+    idx = _WS.match(text, idx).end()
+    if not text.startswith(":", idx):
+        raise ValueError(f"expected ':' at character {idx}")
+    return key, _WS.match(text, idx + 1).end()
+
+
 def _parse_metadata(text, idx, header, keep_metadata, surrogates):
     if text.startswith("null", idx):
         return idx + 4
@@ -397,13 +403,7 @@ def _parse_metadata(text, idx, header, keep_metadata, surrogates):
             key, value = entry.groups()
             idx = entry.end()
         else:
-            if not text.startswith('"', idx):
-                raise ValueError(f"expected a metadata key at character {idx}")
-            key, idx = _scanstring(text, idx + 1, True)
-            idx = _WS.match(text, idx).end()
-            if not text.startswith(":", idx):
-                raise ValueError(f"expected ':' at character {idx}")
-            idx = _WS.match(text, idx + 1).end()
+            key, idx = _member_key(text, idx, "a metadata key")
             if not text.startswith('"', idx):
                 value, _ = _DECODER.raw_decode(text, idx)
                 raise HeaderError(f"__metadata__ must map strings to strings; {_short(key)} is "

@@ -304,20 +304,12 @@ class ForgeBackend(Backend):
 
     def refusal(self, p):
         from modules import shared
-        samplers = [getattr(p, "sampler_name", None)]
-        hr_sampler = getattr(p, "hr_sampler_name", None)
-        if getattr(p, "enable_hr", False) and hr_sampler not in (None, "Use same sampler"):
-            samplers.append(hr_sampler)
-        for name in samplers:
+        for name in _with_hires_pass(p, "sampler_name", "hr_sampler_name", "Use same sampler"):
             if name in REFUSED_SAMPLERS:
                 return refusal_message("sampler", name, REFUSED_SAMPLERS[name])
             if name in REFUSED_AT_CFG_1 and getattr(p, "cfg_scale", None) == 1:
                 return refusal_message("sampler", name, REFUSED_AT_CFG_1[name])
-        schedulers = [getattr(p, "scheduler", None)]
-        hr_scheduler = getattr(p, "hr_scheduler", None)
-        if getattr(p, "enable_hr", False) and hr_scheduler not in (None, "Use same scheduler"):
-            schedulers.append(hr_scheduler)
-        for name in schedulers:
+        for name in _with_hires_pass(p, "scheduler", "hr_scheduler", "Use same scheduler"):
             if name in REFUSED_SCHEDULERS:
                 return refusal_message("schedule type", name, REFUSED_SCHEDULERS[name])
         if getattr(shared.opts, "use_old_karras_scheduler_sigmas", False):
@@ -348,6 +340,15 @@ def pass_scheduler_label(p):
     if getattr(p, "is_hr_pass", False) and getattr(p, "hr_scheduler", None) not in (None, "Use same scheduler"):
         return p.hr_scheduler
     return getattr(p, "scheduler", None) or "Automatic"
+
+
+def _with_hires_pass(p, attribute, hires_attribute, same):
+    """[p.<attribute>], plus p.<hires_attribute> when hires fix is on and names its own (not `same`)."""
+    values = [getattr(p, attribute, None)]
+    hires = getattr(p, hires_attribute, None)
+    if getattr(p, "enable_hr", False) and hires not in (None, same):
+        values.append(hires)
+    return values
 
 
 def integrates_in_flow_coordinates(label):

@@ -246,18 +246,11 @@ def _core_scheduler(p):
 def _core_schedule(sampler, entry, flow_model_sampling, ve_schedule):
     """An AlterSampler's get_sigmas computing the core scheduler `entry` over the flow view, mapped to
     VE (reForge's own get_sigmas would fall back to Normal for a name it does not know)."""
-    original = getattr(sampler, "get_sigmas", None)
-    if original is None or getattr(original, "flow_sampling", False):
-        return
-
-    def get_sigmas(p, steps):
-        if getattr(p, "sampler_noise_scheduler_override", None) is not None:
-            return original(p, steps)
+    def schedule(p, steps, original):
         flow = entry.function(flow_model_sampling, steps)
         return ve_schedule(flow.cpu()).to(getattr(sampler.unet, "load_device", flow.device))
 
-    get_sigmas.flow_sampling = True
-    sampler.get_sigmas = get_sigmas
+    sampler_views.replace_get_sigmas(sampler, schedule)
 
 
 def _restore_model_attribute(unet, model_sampling):

@@ -124,13 +124,7 @@ def schedule_over_flow_range(sampler, flow_denoiser, ve_schedule, attribute="mod
     (reForge's own samplers read `unet`). A script's `sampler_noise_scheduler_override` is left
     alone. Changes this sampler object only.
     """
-    original = getattr(sampler, "get_sigmas", None)
-    if original is None or getattr(original, "flow_sampling", False):
-        return
-
-    def get_sigmas(p, steps):
-        if getattr(p, "sampler_noise_scheduler_override", None) is not None:
-            return original(p, steps)
+    def schedule(p, steps, original):
         own = getattr(sampler, attribute)
         setattr(sampler, attribute, flow_denoiser)
         try:
@@ -138,6 +132,25 @@ def schedule_over_flow_range(sampler, flow_denoiser, ve_schedule, attribute="mod
         finally:
             setattr(sampler, attribute, own)
         return ve_schedule(flow.cpu()).to(flow.device)
+
+    replace_get_sigmas(sampler, schedule)
+
+
+def replace_get_sigmas(sampler, schedule):
+    """Make `sampler.get_sigmas(p, steps)` return `schedule(p, steps, original)`, `original` being the
+    webui's own get_sigmas, which still runs alone when a script set `sampler_noise_scheduler_override`.
+
+    Once per sampler object (the wrapper is marked `flow_sampling`); a sampler without get_sigmas
+    is left as it is.
+    """
+    original = getattr(sampler, "get_sigmas", None)
+    if original is None or getattr(original, "flow_sampling", False):
+        return
+
+    def get_sigmas(p, steps):
+        if getattr(p, "sampler_noise_scheduler_override", None) is not None:
+            return original(p, steps)
+        return schedule(p, steps, original)
 
     get_sigmas.flow_sampling = True
     sampler.get_sigmas = get_sigmas
