@@ -46,3 +46,17 @@ def reference_figures(reference, field, noise, kind, samples=None):
             figures["rmse"] = rmse(samples, exact)
         figures["ref_rmse"] = rmse(reference, exact)
     return figures
+
+
+def reference_failure(key, row):
+    """Why a measured row (`key`: its table key) misses the practical bar against its reference, or None:
+    a deterministic sampler's RMSE to the exact endpoint must be <= 1.1 x + 1e-3 that of the same
+    sampler in native flow coordinates (`rmse`, `ref_rmse`); a stochastic sampler's mean and std within
+    0.01 of the same sampler in the VE view (`mean` / `std`, `ref_mean` / `ref_std`)."""
+    if row["kind"] == "deterministic":
+        if row["rmse"] > 1.1 * row["ref_rmse"] + 1e-3:
+            return f"{key}: RMSE {row['rmse']:.4f} vs native flow {row['ref_rmse']:.4f}"
+    elif abs(row["mean"] - row["ref_mean"]) > 0.01 or abs(row["std"] - row["ref_std"]) > 0.01:
+        return (f"{key}: mean/std {row['mean']:.4f}/{row['std']:.4f} vs VE reference "
+                f"{row['ref_mean']:.4f}/{row['ref_std']:.4f}")
+    return None
