@@ -172,6 +172,13 @@ def make_model(checkpoint_path):
 
 
 # ---- processing --------------------------------------------------------------------------------
+def _processing_args(sampler, scheduler, steps, seed, batch, size, cfg):
+    """The processing arguments txt2img and img2img share: one prompt, square `size` pixels, nothing saved."""
+    return dict(prompt="a flow", negative_prompt="", steps=steps, cfg_scale=cfg, sampler_name=sampler,
+                scheduler=scheduler, seed=seed, width=size, height=size, batch_size=batch,
+                do_not_save_samples=True, do_not_save_grid=True)
+
+
 class Run:
     """Shared state of one runner process."""
 
@@ -199,6 +206,12 @@ class Run:
             args[script.args_from:script.args_to] = values
         return args
 
+    def attach_scripts(self, p, runner, args, flow):
+        """An API-style pass: `runner`'s scripts on `p`, with the extension's arguments set from `flow`."""
+        p.is_api = True
+        p.scripts = runner
+        p.script_args = self.script_args(runner, args, flow)
+
     def txt2img(self, sampler="Euler", scheduler="Automatic", steps=20, seed=1, batch=2, size=256, flow=None,
                 cfg=1.0, hires=None, overrides=None, second_pass=None, keep_tensors=False):
         from modules import processing, scripts
@@ -207,12 +220,8 @@ class Run:
             kwargs = dict(enable_hr=True, hr_scale=hires.get("scale", 2), hr_upscaler=hires.get("upscaler", "Latent (nearest)"),
                           denoising_strength=hires["strength"], hr_second_pass_steps=hires.get("steps", steps))
         p = processing.StableDiffusionProcessingTxt2Img(
-            prompt="a flow", negative_prompt="", steps=steps, cfg_scale=cfg, sampler_name=sampler,
-            scheduler=scheduler, seed=seed, width=size, height=size, batch_size=batch,
-            do_not_save_samples=True, do_not_save_grid=True, **kwargs)
-        p.is_api = True
-        p.scripts = scripts.scripts_txt2img
-        p.script_args = self.script_args(p.scripts, self.t2i_args, flow)
+            **_processing_args(sampler, scheduler, steps, seed, batch, size, cfg), **kwargs)
+        self.attach_scripts(p, scripts.scripts_txt2img, self.t2i_args, flow)
         if overrides is not None:
             p.flow_sampling_overrides = overrides
         if second_pass is not None:
@@ -230,12 +239,8 @@ class Run:
             kwargs = dict(mask=mask, mask_blur=0, inpainting_fill=1, inpaint_full_res=False)
         p = processing.StableDiffusionProcessingImg2Img(
             init_images=[Image.new("RGB", (size, size), (120, 60, 200))], denoising_strength=strength,
-            prompt="a flow", negative_prompt="", steps=steps, cfg_scale=cfg, sampler_name=sampler,
-            scheduler=scheduler, seed=seed, width=size, height=size, batch_size=batch,
-            do_not_save_samples=True, do_not_save_grid=True, **kwargs)
-        p.is_api = True
-        p.scripts = scripts.scripts_img2img
-        p.script_args = self.script_args(p.scripts, self.i2i_args, flow)
+            **_processing_args(sampler, scheduler, steps, seed, batch, size, cfg), **kwargs)
+        self.attach_scripts(p, scripts.scripts_img2img, self.i2i_args, flow)
         return self.process(p, left_half=inpaint)
 
     def process(self, p, left_half=False, keep_tensors=False):
