@@ -14,8 +14,8 @@ Prints, per available host, one line per (field, steps, sampler, schedule):
         python benchmarks/bench_practical_steps.py [--extension PATH] [--hosts NAME ...]
         [--save OUT.json] [--load HOST=IN.json ...]
 
-A host is one function in HOSTS returning {key: row} or a reason it is absent. --extension measures
-another checkout of this repository (e.g. the code before a change) with this checkout's runner.
+A host is one entry in HOSTS: its environment-variable prefix and a function returning {key: row}.
+--extension measures another checkout of this repository (e.g. the code before a change) with this checkout's runner.
 """
 import argparse
 import json
@@ -29,22 +29,16 @@ sys.path[:0] = [os.path.join(ROOT, "tests")] + [os.path.join(ROOT, "tests", "hos
 
 
 def a1111_rows(extension):
-    a1111_dir, python = os.environ.get("A1111_DIR"), os.environ.get("A1111_PYTHON")
-    if not a1111_dir or not python:
-        return "A1111_DIR / A1111_PYTHON not set"
     import a1111_host
     if extension:
         a1111_host.ROOT = extension
     base = tempfile.mkdtemp(prefix="bench-practical-a1111-")
-    copy = a1111_host.make_host_copy(a1111_dir, os.path.join(base, "webui"), with_extension=True)
-    payload = a1111_host.run_suite(copy, python, "practical", base, timeout=7200)
+    copy = a1111_host.make_host_copy(os.environ["A1111_DIR"], os.path.join(base, "webui"), with_extension=True)
+    payload = a1111_host.run_suite(copy, os.environ["A1111_PYTHON"], "practical", base, timeout=7200)
     return payload["results"]["rows"]
 
 
 def reforge_rows(extension):
-    reforge_dir, python = os.environ.get("REFORGE_DIR"), os.environ.get("REFORGE_PYTHON")
-    if not reforge_dir or not python:
-        return "REFORGE_DIR / REFORGE_PYTHON not set"
     import reforge_harness
     if extension:
         reforge_harness.REPO = extension
@@ -53,9 +47,6 @@ def reforge_rows(extension):
 
 
 def forge_rows(extension):
-    forge_dir, python = os.environ.get("FORGE_DIR"), os.environ.get("FORGE_PYTHON")
-    if not forge_dir or not python:
-        return "FORGE_DIR / FORGE_PYTHON not set"
     import forge_harness
     if extension:
         forge_harness.REPO = extension
@@ -63,7 +54,15 @@ def forge_rows(extension):
     return forge_harness.run_suite("practical")["rows"]
 
 
-HOSTS = {"A1111 v1.10.1": a1111_rows, "reForge": reforge_rows, "Forge dfdcbab6": forge_rows}
+def host_rows(prefix, function, extension):
+    """`function`'s rows, or the reason the host is absent (`prefix`_DIR or `prefix`_PYTHON not set)."""
+    if not os.environ.get(f"{prefix}_DIR") or not os.environ.get(f"{prefix}_PYTHON"):
+        return f"{prefix}_DIR / {prefix}_PYTHON not set"
+    return function(extension)
+
+
+HOSTS = {"A1111 v1.10.1": ("A1111", a1111_rows), "reForge": ("REFORGE", reforge_rows),
+         "Forge dfdcbab6": ("FORGE", forge_rows)}
 
 
 def verdict(row):
@@ -116,8 +115,8 @@ def main():
             with open(path) as handle:
                 results[host] = json.load(handle)
     else:
-        results = {name: function(args.extension) for name, function in HOSTS.items()
-                   if not args.hosts or name in args.hosts}
+        results = {name: host_rows(prefix, function, args.extension)
+                   for name, (prefix, function) in HOSTS.items() if not args.hosts or name in args.hosts}
     if args.save:
         with open(args.save, "w") as handle:
             json.dump(results, handle)

@@ -11,3 +11,9 @@ MEAN_TOLERANCE, STD_TOLERANCE = 0.01, 0.02
 def within(mean, std, data_mean=DATA_MEAN, data_std=DATA_STD, mean_tol=MEAN_TOLERANCE, std_tol=STD_TOLERANCE):
     """True when (mean, std) meets the bar."""
     return abs(mean - data_mean) <= mean_tol and abs(std - data_std) <= std_tol
+
+
+def stats_within(stats, mean=DATA_MEAN, std=DATA_STD, mean_tol=MEAN_TOLERANCE, std_tol=STD_TOLERANCE):
+    """True when a runner's `stats` (dict with finite, mean, std; or None) are finite and meet the bar."""
+    return stats is not None and stats.get("finite", False) and \
+        within(stats["mean"], stats["std"], mean, std, mean_tol, std_tol)

@@ -21,3 +21,4 @@ def registry_flow_sigmas(label, steps, shift, discard_next_to_last_sigma=False):
     if discard_next_to_last_sigma:
         sigmas = torch.cat([sigmas[:-2], sigmas[-1:]])
     return sigmas
+

@@ -172,6 +172,13 @@ def make_model(checkpoint_path):
 
 
 # ---- processing --------------------------------------------------------------------------------
+def _processing_args(sampler, scheduler, steps, seed, batch, size, cfg):
+    """The processing arguments txt2img and img2img share: one prompt, square `size` pixels, nothing saved."""
+    return dict(prompt="a flow", negative_prompt="", steps=steps, cfg_scale=cfg, sampler_name=sampler,
+                scheduler=scheduler, seed=seed, width=size, height=size, batch_size=batch,
+                do_not_save_samples=True, do_not_save_grid=True)
+
+
 class Run:
     """Shared state of one runner process."""
 
@@ -199,6 +206,12 @@ class Run:
             args[script.args_from:script.args_to] = values
         return args
 
+    def attach_scripts(self, p, runner, args, flow):
+        """An API-style pass: `runner`'s scripts on `p`, with the extension's arguments set from `flow`."""
+        p.is_api = True
+        p.scripts = runner
+        p.script_args = self.script_args(runner, args, flow)
+
     def txt2img(self, sampler="Euler", scheduler="Automatic", steps=20, seed=1, batch=2, size=256, flow=None,
                 cfg=1.0, hires=None, overrides=None, second_pass=None, keep_tensors=False):
         from modules import processing, scripts
@@ -207,12 +220,8 @@ class Run:
             kwargs = dict(enable_hr=True, hr_scale=hires.get("scale", 2), hr_upscaler=hires.get("upscaler", "Latent (nearest)"),
                           denoising_strength=hires["strength"], hr_second_pass_steps=hires.get("steps", steps))
         p = processing.StableDiffusionProcessingTxt2Img(
-            prompt="a flow", negative_prompt="", steps=steps, cfg_scale=cfg, sampler_name=sampler,
-            scheduler=scheduler, seed=seed, width=size, height=size, batch_size=batch,
-            do_not_save_samples=True, do_not_save_grid=True, **kwargs)
-        p.is_api = True
-        p.scripts = scripts.scripts_txt2img
-        p.script_args = self.script_args(p.scripts, self.t2i_args, flow)
+            **_processing_args(sampler, scheduler, steps, seed, batch, size, cfg), **kwargs)
+        self.attach_scripts(p, scripts.scripts_txt2img, self.t2i_args, flow)
         if overrides is not None:
             p.flow_sampling_overrides = overrides
         if second_pass is not None:
@@ -230,12 +239,8 @@ class Run:
             kwargs = dict(mask=mask, mask_blur=0, inpainting_fill=1, inpaint_full_res=False)
         p = processing.StableDiffusionProcessingImg2Img(
             init_images=[Image.new("RGB", (size, size), (120, 60, 200))], denoising_strength=strength,
-            prompt="a flow", negative_prompt="", steps=steps, cfg_scale=cfg, sampler_name=sampler,
-            scheduler=scheduler, seed=seed, width=size, height=size, batch_size=batch,
-            do_not_save_samples=True, do_not_save_grid=True, **kwargs)
-        p.is_api = True
-        p.scripts = scripts.scripts_img2img
-        p.script_args = self.script_args(p.scripts, self.i2i_args, flow)
+            **_processing_args(sampler, scheduler, steps, seed, batch, size, cfg), **kwargs)
+        self.attach_scripts(p, scripts.scripts_img2img, self.i2i_args, flow)
         return self.process(p, left_half=inpaint)
 
     def process(self, p, left_half=False, keep_tensors=False):
@@ -524,7 +529,6 @@ def practical_reference(run, sampler_label, scheduler_label, steps, noise, field
     """The same A1111 sampler function on A1111's same-named schedule computed over the flow table,
     run outside our backend: in flow coordinates ('flow': what ComfyUI's ModelSamplingSD3 gives a
     sampler) or in the VE view on that schedule mapped sigma / (1 - sigma), top -> the VE cap."""
-    import inspect
     import torch
     import k_diffusion.external
     import k_diffusion.sampling as ks
@@ -580,21 +584,10 @@ def practical_reference(run, sampler_label, scheduler_label, steps, noise, field
             noise_sampler = lambda s, t: image_rng.next().to(x)  # noqa: E731
         return ve_bridge.sample_in_ve(ours.function, denoiser, x, sigmas, disable=True,
                                       noise_sampler=noise_sampler).double(), None, same_noise
-    parameters = inspect.signature(sampler.func).parameters
-    kwargs = {}
-    if "n" in parameters:
-        kwargs["n"] = steps
-    if "sigma_min" in parameters:
-        kwargs["sigma_min"], kwargs["sigma_max"] = float(table[0]), float(table[-1])
-    if "sigmas" in parameters:
-        kwargs["sigmas"] = sigmas
-    if "eta" in parameters:
-        kwargs["eta"] = 1.0         # A1111's default (Settings: eta for ancestral samplers)
-    if config.options.get("brownian_noise", False):
-        kwargs["noise_sampler"] = ks.BrownianTreeNoiseSampler(x, sigmas[sigmas > 0].min(), sigmas.max(),
-                                                              seed=seeds)
-    if config.options.get("solver_type") == "heun":
-        kwargs["solver_type"] = "heun"
+    from flow_test_support.practical import kdiffusion_kwargs
+    kwargs = kdiffusion_kwargs(      # eta 1: A1111's default (Settings: eta for ancestral samplers)
+        sampler.func, steps, sigmas, table, config.options, eta=1.0,
+        noise_sampler=lambda: ks.BrownianTreeNoiseSampler(x, sigmas[sigmas > 0].min(), sigmas.max(), seed=seeds))
     try:
         out = sampler.func(denoiser, x, extra_args={}, disable=True, **kwargs)
     except Exception as error:  # noqa: BLE001  (reported in the table)
@@ -613,6 +606,7 @@ def suite_practical(run):
     """Every listed sampler x every schedule type, 20 and 28 steps, Gaussian and mixture fields:
     ours (flow On, A1111's own process_images) against the reference for the sampler's kind."""
     import torch
+    from flow_test_support.practical import reference_figures
     from modules import sd_schedulers
     kinds = _sampler_kinds()
     samplers = json.loads(os.environ["FLOW_PRACTICAL_SAMPLERS"]) if os.environ.get("FLOW_PRACTICAL_SAMPLERS") \
@@ -653,11 +647,7 @@ def suite_practical(run):
                             run, sampler, scheduler, steps, noise, field, view, seed)
                         row["reference_error"], row["same_noise"] = ref_error, same_noise
                         if reference is not None:
-                            row.update(ref_mean=float(reference.mean()), ref_std=float(reference.std()))
-                            if kind == "deterministic":
-                                exact = field.endpoint(noise.double())
-                                row["rmse"] = float(((samples - exact) ** 2).mean().sqrt())
-                                row["ref_rmse"] = float(((reference - exact) ** 2).mean().sqrt())
+                            row.update(reference_figures(reference, field, noise, kind, samples))
                         row["finite"] = bool(torch.isfinite(samples).all())
                     rows[f"{field_name} | {steps} | {sampler} | {scheduler}"] = row
     return {"rows": rows, "shift": PRACTICAL_SHIFT}

@@ -15,6 +15,7 @@ import pytest
 
 from a1111_host import host_paths, make_host_copy, run_suite  # noqa: E402
 from flow_test_support import bar  # noqa: E402
+from flow_test_support.practical import reference_failure  # noqa: E402
 
 MEAN, STD = bar.DATA_MEAN, bar.DATA_STD
 MEAN_TOLERANCE, STD_TOLERANCE = bar.MEAN_TOLERANCE, bar.STD_TOLERANCE
@@ -272,12 +273,8 @@ def practical_failures(rows):
             continue
         if not row["finite"]:
             failures.append(f"{key}: non-finite samples")
-        elif row["kind"] == "deterministic":
-            if row["rmse"] > 1.1 * row["ref_rmse"] + 1e-3:
-                failures.append(f"{key}: RMSE {row['rmse']:.4f} vs native flow {row['ref_rmse']:.4f}")
-        elif abs(row["mean"] - row["ref_mean"]) > 0.01 or abs(row["std"] - row["ref_std"]) > 0.01:
-            failures.append(f"{key}: mean/std {row['mean']:.4f}/{row['std']:.4f} vs VE reference "
-                            f"{row['ref_mean']:.4f}/{row['ref_std']:.4f}")
+        elif reference_failure(key, row):
+            failures.append(reference_failure(key, row))
     return failures
 
 

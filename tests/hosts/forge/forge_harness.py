@@ -9,10 +9,11 @@ import atexit
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 
 import pytest
+
+from flow_test_support import bar, suites
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "forge_runner.py")
@@ -27,22 +28,13 @@ PRACTICAL_TIER = {
     "schedulers_for_all": ["Automatic", "Karras", "Exponential"],
     "samplers_for_all_schedulers": ["Euler", "DPM++ 2M", "Euler a", "DPM++ 2M SDE"],
 }
-MEAN_TOLERANCE, STD_TOLERANCE = 0.01, 0.02        # the bar at 256 steps, as for A1111 and reForge
-DATA_MEAN, DATA_STD = 0.5, 0.3
 _results, _running, _copy = {}, {}, []
 
 
 def require_host():
-    forge_dir, python = os.environ.get("FORGE_DIR"), os.environ.get("FORGE_PYTHON")
-    if not forge_dir:
-        pytest.skip("FORGE_DIR is not set (path to a Forge checkout; see docs/forge.md)")
-    if not python:
-        pytest.skip("FORGE_PYTHON is not set (python of the venv from tests/hosts/forge/forge_venv.sh)")
-    if not os.path.isfile(os.path.join(forge_dir, "backend", "modules", "k_model.py")):
-        pytest.skip(f"FORGE_DIR={forge_dir} does not look like Forge (no backend/modules/k_model.py)")
-    if not os.access(python, os.X_OK):
-        pytest.skip(f"FORGE_PYTHON={python} is not an executable")
-    return forge_dir, python
+    """(forge_dir, python) or skip with the reason."""
+    return suites.require_webui("Forge", "FORGE", "backend/modules/k_model.py", "docs/forge.md",
+                                "tests/hosts/forge/forge_venv.sh")
 
 
 def _ignore_repo(directory, names):
@@ -78,10 +70,7 @@ def _start(suite):
                        OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     if suite == "practical" and not os.environ.get("FLOW_PRACTICAL_FULL"):
         environment["FLOW_PRACTICAL_TIER"] = json.dumps(PRACTICAL_TIER)
-    log = open(log_path, "w")
-    process = subprocess.Popen([python, RUNNER, suite, out], cwd=target, env=environment,
-                               stdout=log, stderr=subprocess.STDOUT)
-    _running[suite] = (process, out, log_path, log)
+    suites.start_suite(_running, suite, [python, RUNNER, suite, out], target, environment, out, log_path)
 
 
 def run_suite(suite):
@@ -89,18 +78,7 @@ def run_suite(suite):
     if suite not in _results:
         if suite not in _running:
             _start(suite)
-        process, out, log_path, log = _running[suite]
-        try:
-            process.wait(timeout=SUITE_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-        if process.returncode != 0 or not os.path.exists(out):
-            with open(log_path) as f:
-                tail = f.read()[-4000:]
-            pytest.fail(f"Forge runner suite {suite!r} failed (exit {process.returncode}):\n{tail}")
-        with open(out) as f:
-            _results[suite] = json.load(f)
+        _results[suite] = suites.finish_suite("Forge", suite, _running, SUITE_TIMEOUT)
     return _results[suite]
 
 
@@ -111,15 +89,5 @@ def start_all():
             _start(suite)
 
 
-def _stop_all():
-    for process, *_ in _running.values():
-        if process.poll() is None:
-            process.kill()
-
-
-atexit.register(_stop_all)
-
-
-def within(stats, mean=DATA_MEAN, std=DATA_STD, mean_tol=MEAN_TOLERANCE, std_tol=STD_TOLERANCE):
-    return stats is not None and stats.get("finite", False) and \
-        abs(stats["mean"] - mean) <= mean_tol and abs(stats["std"] - std) <= std_tol
+atexit.register(suites.stop_suites, _running)
+within = bar.stats_within

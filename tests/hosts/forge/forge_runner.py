@@ -479,7 +479,6 @@ def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, n
     or in the VE view on that schedule mapped sigma / (1 - sigma), top -> the VE cap ('ve'). The same
     noise as the pass: `noise` is its first ImageRNG draw, step noise comes from the same ImageRNG
     (TorchHijack) or Brownian trees on the same seeds. Returns (samples, error)."""
-    import inspect
     import types
     import torch
     import k_diffusion.sampling as ks
@@ -532,20 +531,11 @@ def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, n
                 noise_sampler = lambda s, t: image_rng.next().to(x)  # noqa: E731
             return ve_bridge.sample_in_ve(ours.function, Denoiser(), x, sigmas, disable=True,
                                           noise_sampler=noise_sampler).double(), None, same
-        parameters = inspect.signature(sampler.func).parameters
-        kwargs = {}
-        if "n" in parameters:
-            kwargs["n"] = steps
-        if "sigma_min" in parameters:
-            kwargs["sigma_min"], kwargs["sigma_max"] = float(table[0]), float(table[-1])
-        if "sigmas" in parameters:
-            kwargs["sigmas"] = sigmas
-        if "eta" in parameters:         # what Forge's Sampler.initialize passes (Settings: eta, default 1)
-            kwargs["eta"] = getattr(__import__("modules.shared", fromlist=["opts"]).opts, "eta_ancestral", 1.0)
-        if brownian:
-            kwargs["noise_sampler"] = ks.BrownianTreeNoiseSampler(x, sigmas[sigmas > 0].min(), sigmas.max(), seed=seeds)
-        if sampler.config.options.get("solver_type") == "heun":
-            kwargs["solver_type"] = "heun"
+        from flow_test_support.practical import kdiffusion_kwargs
+        kwargs = kdiffusion_kwargs(     # eta: what Forge's Sampler.initialize passes (Settings: eta, default 1)
+            sampler.func, steps, sigmas, table, sampler.config.options,
+            eta=getattr(__import__("modules.shared", fromlist=["opts"]).opts, "eta_ancestral", 1.0),
+            noise_sampler=lambda: ks.BrownianTreeNoiseSampler(x, sigmas[sigmas > 0].min(), sigmas.max(), seed=seeds))
         module = sys.modules[sampler.func.__module__]
         saved = {m: m.torch for m in {ks, module} if hasattr(m, "torch")}
         for m in saved:
@@ -580,6 +570,7 @@ def suite_practical():
     mixture fields, through Forge's process_images with flow On (shift 3, CFG 1); each row with the
     reference for its kind. FLOW_PRACTICAL_{SAMPLERS,SCHEDULERS,STEPS,FIELDS} (JSON lists) narrow it."""
     import torch
+    from flow_test_support.practical import reference_figures
     session, sd_model = setup()        # puts the extension (model_sampling_flow) on sys.path
     from flow_test_support.models import ExactVelocityNetwork
     from model_sampling_flow.oracles import gaussian_field, mixture_field
@@ -628,9 +619,7 @@ def suite_practical():
                                                                          view, noise)
                         row["reference_error"], row["same_noise"] = ref_error, same
                         if reference is not None:
-                            row.update(ref_mean=float(reference.mean()), ref_std=float(reference.std()))
-                            if kind == "deterministic":
-                                row["ref_rmse"] = float(((reference - exact) ** 2).mean().sqrt())
+                            row.update(reference_figures(reference, field, noise, kind))
                     row["seconds"] = round(time.time() - t0, 2)
                     rows[f"{field_name} | {steps} | {sampler} | {scheduler}"] = row
     return {"rows": rows, "listed": listed, "schedulers": all_schedulers, "shift": PRACTICAL_SHIFT}

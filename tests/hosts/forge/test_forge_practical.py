@@ -16,6 +16,7 @@ Exponential, and every listed schedule type for Euler, DPM++ 2M, Euler a and DPM
 product (docs/practical_steps.txt).
 """
 import forge_harness as harness  # noqa: E402
+from flow_test_support.practical import reference_failure  # noqa: E402
 
 from webui_extension.forge import REFUSED_AT_CFG_1, REFUSED_SAMPLERS, REFUSED_SCHEDULERS  # noqa: E402
 
@@ -67,12 +68,8 @@ def practical_failures(rows):
             failures.append(f"{key}: no reference ({row.get('reference_error')})")
         elif not row.get("same_noise"):
             failures.append(f"{key}: the reference did not draw the pass's noise")
-        elif row["kind"] == "deterministic":
-            if row["rmse"] > 1.1 * row["ref_rmse"] + 1e-3:
-                failures.append(f"{key}: RMSE {row['rmse']:.4f} vs native flow {row['ref_rmse']:.4f}")
-        elif abs(row["mean"] - row["ref_mean"]) > 0.01 or abs(row["std"] - row["ref_std"]) > 0.01:
-            failures.append(f"{key}: mean/std {row['mean']:.4f}/{row['std']:.4f} vs VE reference "
-                            f"{row['ref_mean']:.4f}/{row['ref_std']:.4f}")
+        elif reference_failure(key, row):
+            failures.append(reference_failure(key, row))
     return failures
 
 

@@ -5,15 +5,13 @@ REFORGE_DIR (reForge source) and REFORGE_PYTHON (its venv's python, tests/hosts/
 must both be set; otherwise the tests skip and say which is missing.
 """
 import atexit
-import json
 import os
 import shutil
-import subprocess
 import tempfile
 
 import pytest
 
-from flow_test_support import bar
+from flow_test_support import bar, suites
 from flow_test_support.files import copy_host
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -27,16 +25,8 @@ _copy = []
 
 def require_host():
     """(reforge_dir, python) or skip with the reason."""
-    reforge_dir, python = os.environ.get("REFORGE_DIR"), os.environ.get("REFORGE_PYTHON")
-    if not reforge_dir:
-        pytest.skip("REFORGE_DIR is not set (path to a reForge checkout; see docs/reforge.md)")
-    if not python:
-        pytest.skip("REFORGE_PYTHON is not set (python of the venv from tests/hosts/reforge/reforge_venv.sh)")
-    if not os.path.isfile(os.path.join(reforge_dir, "modules", "processing.py")):
-        pytest.skip(f"REFORGE_DIR={reforge_dir} does not look like reForge (no modules/processing.py)")
-    if not os.access(python, os.X_OK):
-        pytest.skip(f"REFORGE_PYTHON={python} is not an executable")
-    return reforge_dir, python
+    return suites.require_webui("reForge", "REFORGE", "modules/processing.py", "docs/reforge.md",
+                                "tests/hosts/reforge/reforge_venv.sh")
 
 
 def _ignore_repo(directory, names):
@@ -87,10 +77,7 @@ def _start(suite):
     # one thread each: the suites run side by side (2 cores measured), not fighting over threads
     environment = dict(os.environ, REFORGE_DIR=target, FLOW_EXTENSION=EXTENSION_NAME, TQDM_DISABLE="1",
                        PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    log = open(log_path, "w")
-    process = subprocess.Popen([python, RUNNER, suite, out], cwd=target, env=environment,
-                               stdout=log, stderr=subprocess.STDOUT)
-    _running[suite] = (process, out, log_path, log)
+    suites.start_suite(_running, suite, [python, RUNNER, suite, out], target, environment, out, log_path)
 
 
 def run_suite(suite):
@@ -101,35 +88,9 @@ def run_suite(suite):
                 _start(name)
         if suite not in _running:
             _start(suite)
-        process, out, log_path, log = _running[suite]
-        try:
-            process.wait(timeout=SUITE_TIMEOUTS.get(suite, SUITE_TIMEOUT))
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-        if process.returncode != 0 or not os.path.exists(out):
-            with open(log_path) as f:
-                tail = f.read()[-4000:]
-            pytest.fail(f"reForge runner suite {suite!r} failed (exit {process.returncode}):\n{tail}")
-        with open(out) as f:
-            _results[suite] = json.load(f)
+        _results[suite] = suites.finish_suite("reForge", suite, _running, SUITE_TIMEOUTS.get(suite, SUITE_TIMEOUT))
     return _results[suite]
 
 
-def _stop_all():
-    for process, *_ in _running.values():
-        if process.poll() is None:
-            process.kill()
-
-
-atexit.register(_stop_all)
-
-
-# the shared acceptance bar: at 256 steps, within these of the exact data moments
-MEAN_TOLERANCE, STD_TOLERANCE = bar.MEAN_TOLERANCE, bar.STD_TOLERANCE
-DATA_MEAN, DATA_STD = bar.DATA_MEAN, bar.DATA_STD
-
-
-def within(stats, mean=DATA_MEAN, std=DATA_STD, mean_tol=MEAN_TOLERANCE, std_tol=STD_TOLERANCE):
-    return stats is not None and stats.get("finite", False) and \
-        abs(stats["mean"] - mean) <= mean_tol and abs(stats["std"] - std) <= std_tol
+atexit.register(suites.stop_suites, _running)
+within = bar.stats_within        # the shared acceptance bar (flow_test_support/bar.py)

@@ -734,7 +734,6 @@ def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, s
     schedule mapped sigma / (1 - sigma) (top -> the VE cap). Same seeds as the webui pass:
     the initial noise is the pass's first ImageRNG draw, step noise comes from the same ImageRNG
     (k-diffusion's TorchHijack) or Brownian trees on the same seeds."""
-    import inspect
     import types
     import torch
     from modules import rng, sd_samplers, sd_samplers_common
@@ -817,20 +816,9 @@ def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, s
             noise_sampler = lambda s, t: image_rng.next().to(x)  # noqa: E731
         return noise, ve_bridge.sample_in_ve(ours.function, denoiser, x, sigmas, disable=True,
                                              noise_sampler=noise_sampler).double(), None
-    parameters = inspect.signature(sampler.func).parameters
-    kwargs = {}
-    if "n" in parameters:
-        kwargs["n"] = steps
-    if "sigma_min" in parameters:
-        kwargs["sigma_min"], kwargs["sigma_max"] = float(table[0]), float(table[-1])
-    if "sigmas" in parameters:
-        kwargs["sigmas"] = sigmas
-    if "eta" in parameters:
-        kwargs["eta"] = 1.0
-    if sampler.config.options.get("brownian_noise", False):
-        kwargs["noise_sampler"] = sampler.create_noise_sampler(x, sigmas, p)
-    if sampler.config.options.get("solver_type") == "heun":
-        kwargs["solver_type"] = "heun"
+    from flow_test_support.practical import kdiffusion_kwargs
+    kwargs = kdiffusion_kwargs(sampler.func, steps, sigmas, table, sampler.config.options, eta=1.0,
+                               noise_sampler=lambda: sampler.create_noise_sampler(x, sigmas, p))
     # the pass hijacks only the k-diffusion module the webui samples with (sd_samplers_common.sampling);
     # ldm_patched's, the SMEA and the Restart samplers draw from the global generator, seeded as in the pass
     module = sd_samplers_common.sampling
@@ -851,6 +839,7 @@ def suite_practical():
     """Known k-diffusion samplers x every schedule type, every other listed sampler x Automatic,
     20 and 28 steps, Gaussian and mixture fields (FLOW_PRACTICAL_* narrow it)."""
     import torch
+    from flow_test_support.practical import reference_figures
     from modules import sd_samplers, sd_schedulers
     from model_sampling_flow.oracles import gaussian_field, mixture_field
     from model_sampling_flow.settings import FlowSettings
@@ -906,11 +895,7 @@ def suite_practical():
                             noise, reference, ref_error = None, None, f"{type(error).__name__}: {error}"
                         row["reference_error"] = ref_error
                         if reference is not None:
-                            row.update(ref_mean=float(reference.mean()), ref_std=float(reference.std()))
-                            if kind == "deterministic":
-                                exact = field.endpoint(noise.double())
-                                row["rmse"] = float(((samples - exact) ** 2).mean().sqrt())
-                                row["ref_rmse"] = float(((reference - exact) ** 2).mean().sqrt())
+                            row.update(reference_figures(reference, field, noise, kind, samples))
                     rows[f"{field_name} | {steps} | {sampler} | {scheduler}"] = row
     return {"rows": rows, "listed": listed, "schedulers": all_schedulers, "shift": PRACTICAL_SHIFT}
 

@@ -9,6 +9,7 @@ within 0.01 of the same sampler in the VE view on that schedule computed over th
 mapped to VE (same seeds); or refused with a message that says why and what to pick instead.
 """
 import reforge_harness as harness  # noqa: E402
+from flow_test_support.practical import reference_failure
 
 # Every row is judged: the references draw the pass's noise (k-diffusion's TorchHijack over the pass's
 # ImageRNG, Brownian trees on its seeds, and the global generator seeded the same for the samplers
@@ -45,15 +46,10 @@ def test_practical_rows_meet_the_bar_or_are_refused():
             failures.append(f"{key}: no reference ({row.get('reference_error')})")
         elif not row["finite"]:
             failures.append(f"{key}: non-finite samples")
-        elif row["kind"] == "deterministic":
-            judged += 1
-            if row["rmse"] > 1.1 * row["ref_rmse"] + 1e-3:
-                failures.append(f"{key}: RMSE {row['rmse']:.4f} vs native flow {row['ref_rmse']:.4f}")
         else:
             judged += 1
-            if abs(row["mean"] - row["ref_mean"]) > 0.01 or abs(row["std"] - row["ref_std"]) > 0.01:
-                failures.append(f"{key}: mean/std {row['mean']:.4f}/{row['std']:.4f} vs VE reference "
-                                f"{row['ref_mean']:.4f}/{row['ref_std']:.4f}")
+            if reference_failure(key, row):
+                failures.append(reference_failure(key, row))
     assert not failures, "\n".join(failures[:40])
     assert judged > 100
 

@@ -1,0 +1,62 @@
+"""The webui practical suite's shared pieces (A1111, reForge and Forge runners): the keyword arguments
+a webui passes to a k-diffusion sampler, and the reference figures of one table row.
+
+Runs inside each host's own Python, so it imports only the stdlib (and torch through its arguments).
+"""
+import inspect
+
+
+def kdiffusion_kwargs(function, steps, sigmas, table, options, eta=1.0, noise_sampler=None):
+    """Keyword arguments for k-diffusion sampler `function`, as a webui's KDiffusionSampler passes them:
+    `n` (steps), `sigma_min` / `sigma_max` (first / last of `table`, the model's sigma table),
+    `sigmas` ((steps + 1,) schedule), `eta` (Settings: eta for ancestral samplers), `noise_sampler`
+    (called with no arguments, only when the sampler config's `options` ask for brownian noise) and
+    `solver_type` ("heun" when `options` say so). Only the arguments `function` takes are set."""
+    parameters = inspect.signature(function).parameters
+    kwargs = {}
+    if "n" in parameters:
+        kwargs["n"] = steps
+    if "sigma_min" in parameters:
+        kwargs["sigma_min"], kwargs["sigma_max"] = float(table[0]), float(table[-1])
+    if "sigmas" in parameters:
+        kwargs["sigmas"] = sigmas
+    if "eta" in parameters:
+        kwargs["eta"] = eta
+    if options.get("brownian_noise", False):
+        kwargs["noise_sampler"] = noise_sampler()
+    if options.get("solver_type") == "heun":
+        kwargs["solver_type"] = "heun"
+    return kwargs
+
+
+
+def rmse(a, b):
+    """Root-mean-square difference (float) of two tensors of one shape."""
+    return float(((a - b) ** 2).mean().sqrt())
+
+
+def reference_figures(reference, field, noise, kind, samples=None):
+    """A practical row's reference figures: `ref_mean` / `ref_std` of `reference` (B, C, H, W), and for
+    a deterministic `kind` the RMSE to the exact endpoint `field.endpoint(noise)` of `samples` (`rmse`,
+    when given) and of `reference` (`ref_rmse`). Returns a dict in that key order."""
+    figures = {"ref_mean": float(reference.mean()), "ref_std": float(reference.std())}
+    if kind == "deterministic":
+        exact = field.endpoint(noise.double())
+        if samples is not None:
+            figures["rmse"] = rmse(samples, exact)
+        figures["ref_rmse"] = rmse(reference, exact)
+    return figures
+
+
+def reference_failure(key, row):
+    """Why a measured row (`key`: its table key) misses the practical bar against its reference, or None:
+    a deterministic sampler's RMSE to the exact endpoint must be <= 1.1 x + 1e-3 that of the same
+    sampler in native flow coordinates (`rmse`, `ref_rmse`); a stochastic sampler's mean and std within
+    0.01 of the same sampler in the VE view (`mean` / `std`, `ref_mean` / `ref_std`)."""
+    if row["kind"] == "deterministic":
+        if row["rmse"] > 1.1 * row["ref_rmse"] + 1e-3:
+            return f"{key}: RMSE {row['rmse']:.4f} vs native flow {row['ref_rmse']:.4f}"
+    elif abs(row["mean"] - row["ref_mean"]) > 0.01 or abs(row["std"] - row["ref_std"]) > 0.01:
+        return (f"{key}: mean/std {row['mean']:.4f}/{row['std']:.4f} vs VE reference "
+                f"{row['ref_mean']:.4f}/{row['ref_std']:.4f}")
+    return None
