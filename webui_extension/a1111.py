@@ -330,11 +330,9 @@ class A1111Backend(Backend):
 
 def pass_view(p):
     """The view this sampling pass of `p` runs in (webui_extension.sampler_views)."""
-    config = getattr(getattr(p, "sampler", None), "config", None)
-    label = getattr(config, "name", None) or getattr(p, "sampler_name", None)
-    # StableDiffusionProcessingImg2Img (img2img, inpaint, ADetailer-style passes) holds init_images
-    img2img = bool(getattr(p, "is_hr_pass", False)) or hasattr(p, "init_images")
-    return sampler_views.view_for_sampler(label, img2img=img2img, churn=sampler_views.pass_churn(p, label))
+    label = sampler_views.pass_sampler_label(p)
+    return sampler_views.view_for_sampler(label, img2img=sampler_views.is_img2img_pass(p),
+                                          churn=sampler_views.pass_churn(p, label))
 
 
 # ---- samplers from the core's table, run on the sigmas and x a webui hands a k-diffusion sampler ----

@@ -31,7 +31,6 @@ import weakref
 
 import torch
 
-from model_sampling_flow import registry
 from model_sampling_flow.model_sampling import FlowModelSampling, FlowVEModelSampling
 from model_sampling_flow.settings import FlowSettings
 
@@ -294,10 +293,10 @@ class ForgeBackend(Backend):
             return
         if sampler is None or not hasattr(sampler, "get_sigmas") or not hasattr(sampler, "model_wrap"):
             return      # not a k-diffusion sampler (DDIM, PLMS, UniPC step through alphas_cumprod)
-        if pass_scheduler_label(p) not in FIXED_LEVEL_SCHEDULERS:   # those ignore the model's table
+        if sampler_views.pass_scheduler_label(p) not in FIXED_LEVEL_SCHEDULERS:   # those ignore the model's table
             sampler_views.schedule_over_flow_range(sampler, flow_table_linker(state.predictor),
                                                    state.predictor.ve_schedule)
-        label = pass_sampler_label(p)
+        label = sampler_views.pass_sampler_label(p)
         if integrates_in_flow_coordinates(label) and not sampler_views.pass_churn(p, label):
             sampler_views.integrate_in_flow_coordinates(sampler)
         sampler_views.brownian_noise_within_interval(sampler)
@@ -329,19 +328,6 @@ class ForgeBackend(Backend):
         return None
 
 
-def pass_sampler_label(p):
-    """The label of the sampler this pass of `p` runs (the hires sampler in a hires pass)."""
-    config = getattr(getattr(p, "sampler", None), "config", None)
-    return getattr(config, "name", None) or getattr(p, "sampler_name", None)
-
-
-def pass_scheduler_label(p):
-    """The schedule type this pass of `p` asks for ("Automatic" when unset)."""
-    if getattr(p, "is_hr_pass", False) and getattr(p, "hr_scheduler", None) not in (None, "Use same scheduler"):
-        return p.hr_scheduler
-    return getattr(p, "scheduler", None) or "Automatic"
-
-
 def _with_hires_pass(p, attribute, hires_attribute, same):
     """[p.<attribute>], plus p.<hires_attribute> when hires fix is on and names its own (not `same`)."""
     values = [getattr(p, attribute, None)]
@@ -354,8 +340,7 @@ def _with_hires_pass(p, attribute, hires_attribute, same):
 def integrates_in_flow_coordinates(label):
     """True for the deterministic k-diffusion samplers Forge lists (they see the model only as
     (x, sigma) -> denoised); the Flow samplers bridge themselves, the rest stay in the VE view."""
-    ours = any(label in (entry.label, entry.name) for entry in registry.SAMPLERS)
-    return not ours and sampler_views.sampler_kind(label) == sampler_views.DETERMINISTIC_KIND
+    return not sampler_views.is_core_sampler(label) and sampler_views.sampler_kind(label) == sampler_views.DETERMINISTIC_KIND
 
 
 def _refusing(message):

@@ -237,9 +237,7 @@ class _FlowSdModelView:
 
 def _core_scheduler(p):
     """The core's registry scheduler (Flow shift, Flow PC, ...) the pass of `p` asks for, or None."""
-    label = getattr(p, "scheduler", None)
-    if getattr(p, "is_hr_pass", False) and getattr(p, "hr_scheduler", None) not in (None, "Use same scheduler"):
-        label = p.hr_scheduler
+    label = sampler_views.pass_scheduler_label(p)
     return next((entry for entry in registry.SCHEDULERS if label in (entry.label, entry.name)), None)
 
 
@@ -404,9 +402,8 @@ class ReforgeBackend(Backend):
         of a deterministic sampler in FLOW_COORDINATES: the sampler integrates in flow coordinates on
         the unchanged VE denoiser (sampler_views.integrate_in_flow_coordinates). Changes this sampler
         object only: nothing outlives the pass."""
-        config = getattr(sampler, "config", None)
-        label = getattr(config, "name", None) or getattr(p, "sampler_name", None)
-        img2img = bool(getattr(p, "is_hr_pass", False)) or hasattr(p, "init_images")
+        label = sampler_views.pass_sampler_label(p)
+        img2img = sampler_views.is_img2img_pass(p)
         flow_ms = state.flow_view()
         if self.refusal(p) is not None:
             pass    # refused: a forced run samples on the VE table's schedule, which the refusals were measured on

@@ -50,15 +50,13 @@ TIMESTEP = frozenset({"DDIM", "DDIM CFG++", "PLMS", "UniPC", "LCM"})
 # deterministic samplers in flow coordinates instead (integrate_in_flow_coordinates below; its table
 # is webui_extension.reforge.FLOW_COORDINATES).
 FLOW_VIEW = frozenset({"Euler", "LMS", "Heun", "DPM2", "DPM++ 2M"})
-# The samplers both webuis share, measured right on a schedule computed over the flow range and mapped
-# to VE (docs/practical_steps.txt), and ours. reForge computes every pass's schedule over the flow range
-# (its own samplers through ldm_patched's calculate_sigmas on the flow view: webui_extension.reforge).
-FLOW_RANGE_SCHEDULE = frozenset({
-    "Euler", "LMS", "Heun", "DPM2", "DPM++ 2M", "Euler a", "DPM2 a", "DPM++ 2S a", "DPM++ SDE",
-    "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 3M SDE", "DPM fast", "DPM adaptive", "Restart",
-}) | {entry.label for entry in registry.SAMPLERS}
 
 DETERMINISTIC_KIND, STOCHASTIC_KIND, TIMESTEP_KIND = "deterministic", "stochastic", "timestep"
+
+
+def is_core_sampler(label):
+    """True for a sampler of the core's registry (by label or name): those bridge to flow themselves."""
+    return any(label in (entry.label, entry.name) for entry in registry.SAMPLERS)
 
 
 def sampler_kind(label):
@@ -106,13 +104,32 @@ def view_for_sampler(label, img2img=False, churn=0.0):
     img2img and hires passes run in the VE view whatever the sampler: the webuis add noise there as
     `x + noise * sigma`, which is the VE view's rule (the flow view would need (1 - sigma) x).
     """
-    ours = any(label in (entry.label, entry.name) for entry in registry.SAMPLERS)
-    if not img2img and not churn and sampler_kind(label) == DETERMINISTIC_KIND and (ours or label in FLOW_VIEW):
+    if not img2img and not churn and sampler_kind(label) == DETERMINISTIC_KIND and \
+            (is_core_sampler(label) or label in FLOW_VIEW):
         return FLOW
     return VE
 
 
 # ---- per-pass helpers both webuis use on their KDiffusionSampler (instance attributes only) ----
+def pass_sampler_label(p):
+    """The label of the sampler this pass of `p` runs (the hires sampler in a hires pass)."""
+    config = getattr(getattr(p, "sampler", None), "config", None)
+    return getattr(config, "name", None) or getattr(p, "sampler_name", None)
+
+
+def pass_scheduler_label(p):
+    """The schedule type this pass of `p` asks for ("Automatic" when unset; the hires one in a hires pass)."""
+    if getattr(p, "is_hr_pass", False) and getattr(p, "hr_scheduler", None) not in (None, "Use same scheduler"):
+        return p.hr_scheduler
+    return getattr(p, "scheduler", None) or "Automatic"
+
+
+def is_img2img_pass(p):
+    """A hires pass, or a StableDiffusionProcessingImg2Img (img2img, inpaint, ADetailer-style passes hold
+    init_images): the webuis add noise there as x + noise * sigma."""
+    return bool(getattr(p, "is_hr_pass", False)) or hasattr(p, "init_images")
+
+
 def schedule_over_flow_range(sampler, flow_denoiser, ve_schedule, attribute="model_wrap"):
     """Make `sampler.get_sigmas` run the webui's schedule over the flow table, then map it to VE.
 
