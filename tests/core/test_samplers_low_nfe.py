@@ -39,6 +39,14 @@ def rmse(a, b):
     return float(((a - b) ** 2).mean().sqrt())
 
 
+def endpoint_errors(field, steps, **options):
+    """{steps: RMSE of Flow PC on the flow_pc schedule to the field's exact ODE endpoint}, one noise."""
+    x1 = noise()
+    exact = field.endpoint(x1)
+    return {n: rmse(samplers.sample_flow_pc(field, x1.clone(), pc_sigmas(n), disable=True, **options), exact)
+            for n in steps}
+
+
 def test_flow_pc_leads_the_registry_and_its_schedule_is_registered():
     assert registry.SAMPLERS[0].name == "flow_pc"
     assert registry.SAMPLERS[0].function is samplers.sample_flow_pc
@@ -91,11 +99,7 @@ def test_convergence_order_is_one_above_the_predictor_up_to_three(order):
     # the PEC corrector adds one order to the Adams-Bashforth predictor (on a smooth field); the
     # velocities of the first steps are evaluated at Euler/trapezoid-accurate states, which caps
     # the observed global order near 3 for predictors of order 3 and above
-    x1 = noise()
-    exact = GAUSSIAN.endpoint(x1)
-    steps = [64, 128, 256]
-    errors = [rmse(samplers.sample_flow_pc(GAUSSIAN, x1.clone(), pc_sigmas(n), disable=True, order=order), exact)
-              for n in steps]
+    errors = list(endpoint_errors(GAUSSIAN, (64, 128, 256), order=order).values())
     slope = -(math.log(errors[2]) - math.log(errors[1])) / math.log(2)
     assert errors[0] > errors[1] > errors[2], errors
     assert slope > min(order + 1, 3) - 0.3, (errors, slope)
@@ -104,11 +108,7 @@ def test_convergence_order_is_one_above_the_predictor_up_to_three(order):
 
 @pytest.mark.parametrize("mixture", MIXTURES)
 def test_errors_fall_fast_with_model_calls_on_mixtures(mixture):
-    field = MIXTURES[mixture]
-    x1 = noise()
-    exact = field.endpoint(x1)
-    errors = {n: rmse(samplers.sample_flow_pc(field, x1.clone(), pc_sigmas(n), disable=True), exact)
-              for n in (8, 16, 32)}
+    errors = endpoint_errors(MIXTURES[mixture], (8, 16, 32))
     assert errors[8] < 0.04, errors
     assert errors[16] < errors[8] / 4, errors
     assert errors[32] < errors[16] / 4, errors
@@ -118,11 +118,7 @@ def test_errors_fall_fast_with_model_calls_on_mixtures(mixture):
 def test_held_out_mixtures_converge_at_third_order_to_the_exact_endpoint(mixture):
     # sharp modes (std 0.06) and three modes: the observed order between 128 and 256 steps is that
     # of the smooth Gaussian (about 3 or more), and from 8 to 32 calls the error falls 20-fold or more
-    field = HELD_OUT[mixture]
-    x1 = noise()
-    exact = field.endpoint(x1)
-    errors = {n: rmse(samplers.sample_flow_pc(field, x1.clone(), pc_sigmas(n), disable=True), exact)
-              for n in (8, 32, 128, 256)}
+    errors = endpoint_errors(HELD_OUT[mixture], (8, 32, 128, 256))
     assert errors[8] < 0.04, errors
     assert errors[32] < errors[8] / 20, errors
     assert errors[128] > errors[256] and errors[256] < 1e-6, errors
