@@ -45,12 +45,17 @@ class Option:
         return value
 
 
+# the schedule the Flow samplers default to in the webuis (the trainers' own), unless an entry names its own
+DEFAULT_SCHEDULER = "flow_shift"
+
+
 @dataclass(frozen=True)
 class SamplerEntry:
     """A core sampler: `function` has the k-diffusion signature and works in flow coordinates.
 
     model_calls_per_step: model evaluations per step (2 for Heun: the webuis count its steps
-    twice); stochastic: it injects noise (right only in distribution, seeds matter).
+    twice); stochastic: it injects noise (right only in distribution, seeds matter); scheduler:
+    the name of the schedule a webui's "Automatic" schedule type gives it (a SCHEDULERS entry).
     """
     name: str
     label: str
@@ -58,6 +63,7 @@ class SamplerEntry:
     stochastic: bool
     model_calls_per_step: int
     options: tuple = ()     # Option records, in widget order
+    scheduler: str = DEFAULT_SCHEDULER
 
     @property
     def option_names(self):
@@ -99,8 +105,10 @@ SECOND_ORDER = Option("second_order", BOOL, True, None,
                       "Add the multistep midpoint correction (second order in the drift).")
 
 SAMPLERS = (
-    # Flow PC picks its order from the step count, so hosts show no widget for it
-    SamplerEntry("flow_pc", "Flow PC", samplers.sample_flow_pc, False, 1),
+    # Flow PC picks its order from the step count, so hosts show no widget for it; its schedule is
+    # the one it was tuned on (on "Flow shift" at shift 3 and 20 steps it is worse than Flow Euler on
+    # a two-mode mixture: tests/core/test_samplers_low_nfe.py)
+    SamplerEntry("flow_pc", "Flow PC", samplers.sample_flow_pc, False, 1, scheduler="flow_pc"),
     SamplerEntry("flow_euler", "Flow Euler", samplers.sample_flow_euler, False, 1),
     SamplerEntry("flow_heun", "Flow Heun", samplers.sample_flow_heun, False, 2),
     SamplerEntry("flow_euler_ancestral", "Flow Euler a", samplers.sample_flow_euler_ancestral, True, 1,
@@ -115,8 +123,6 @@ SCHEDULERS = (
     SchedulerEntry("flow_shift", "Flow shift", schedulers.flow_shift),
     SchedulerEntry("flow_pc", "Flow PC", schedulers.flow_pc),
 )
-# the schedule the Flow samplers default to in the webuis (the trainers' own)
-DEFAULT_SCHEDULER = "flow_shift"
 
 SAMPLERS_BY_NAME = {entry.name: entry for entry in SAMPLERS}
 SCHEDULERS_BY_NAME = {entry.name: entry for entry in SCHEDULERS}

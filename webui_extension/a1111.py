@@ -404,7 +404,7 @@ WEBUI_SAMPLERS = tuple((entry, _webui_function(entry, make_webui_sampler)) for e
 
 def sampler_options(entry):
     """A1111 SamplerData options for a core sampler entry (the webuis' own keys, from the entry)."""
-    options = {"scheduler": registry.DEFAULT_SCHEDULER}
+    options = {"scheduler": entry.scheduler}
     if entry.model_calls_per_step > 1:
         options["second_order"] = True      # the webuis count such a sampler's steps twice
     if entry.stochastic:

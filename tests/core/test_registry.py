@@ -74,3 +74,7 @@ def test_schedulers_and_default():
     assert registry.DEFAULT_SCHEDULER in registry.SCHEDULERS_BY_NAME
     assert len(registry.SAMPLERS_BY_NAME) == len(registry.SAMPLERS)
     assert len(registry.SCHEDULERS_BY_NAME) == len(registry.SCHEDULERS)
+    # the schedule a webui's "Automatic" gives each sampler is one the webuis list
+    assert all(entry.scheduler in registry.SCHEDULERS_BY_NAME for entry in registry.SAMPLERS)
+    assert registry.SAMPLERS_BY_NAME["flow_pc"].scheduler == "flow_pc"
+    assert registry.SAMPLERS_BY_NAME["flow_euler"].scheduler == registry.DEFAULT_SCHEDULER

@@ -114,6 +114,50 @@ def test_errors_fall_fast_with_model_calls_on_mixtures(mixture):
     assert errors[32] < errors[16] / 4, errors
 
 
+@pytest.mark.parametrize("schedule", ["karras", "exponential", "simple", "beta", "sgm_uniform"])
+@pytest.mark.parametrize("mixture", ["symmetric", "sharp"])
+def test_on_other_schedules_flow_pc_stays_near_flow_euler(schedule, mixture):
+    # Flow PC is tuned for its flow_pc schedule; on the host's others (steps growing or shrinking
+    # fast, a long last step to sigma = 0) its polynomials keep to nearby nodes and the last step to
+    # order 3, so it never falls far behind Euler: before that, 155x worse (exponential, 8 steps,
+    # RMSE 8.8 for 0.06) and 3.5x at shift 3, simple, 28 steps
+    field = {**MIXTURES, **HELD_OUT}[mixture]
+    x1 = noise()
+    exact = field.endpoint(x1)
+    for shift in (1.0, 3.0, 6.0):
+        for steps in (8, 20, 28):
+            sigmas = schedulers.get_sigmas(FlowModelSampling(shift=shift), schedule, steps).double()
+            pc = rmse(samplers.sample_flow_pc(field, x1.clone(), sigmas, disable=True), exact)
+            euler = rmse(samplers.sample_flow_euler(field, x1.clone(), sigmas, disable=True), exact)
+            assert pc < 2.6 * euler, (shift, steps, pc, euler)
+
+
+def test_automatic_gives_flow_pc_its_own_schedule():
+    # the webuis' "Automatic" follows the registry entry: for Flow PC the flow_pc schedule, where it
+    # is far ahead of Flow Euler on the trainers' Flow shift schedule (two modes at +-1, shift 3, 20 steps;
+    # docs/webui.md quotes these figures: 0.0015, 0.0732 and Flow Euler's 0.0512)
+    field = MIXTURES["symmetric"]
+    x1 = noise()
+    exact = field.endpoint(x1)
+    model_sampling = FlowModelSampling(shift=3.0)
+    own = schedulers.get_sigmas(model_sampling, registry.SAMPLERS_BY_NAME["flow_pc"].scheduler, 20).double()
+    trainers = schedulers.get_sigmas(model_sampling, registry.DEFAULT_SCHEDULER, 20).double()
+    pc_own = rmse(samplers.sample_flow_pc(field, x1.clone(), own, disable=True), exact)
+    pc_trainers = rmse(samplers.sample_flow_pc(field, x1.clone(), trainers, disable=True), exact)
+    euler_trainers = rmse(samplers.sample_flow_euler(field, x1.clone(), trainers, disable=True), exact)
+    assert pc_own < euler_trainers / 10 and pc_own < pc_trainers / 10, (pc_own, pc_trainers, euler_trainers)
+    assert (round(pc_own, 4), round(pc_trainers, 4), round(euler_trainers, 4)) == (0.0015, 0.0732, 0.0512)
+
+
+def test_step_ratio_limit_keeps_polynomials_to_nearby_nodes():
+    # nodes 1, 0.9, 0.8, 0.7 and a step 0.7 -> 0.6: all four; a step 0.7 -> 0.0: the last node only
+    nodes = [1.0, 0.9, 0.8, 0.7]
+    assert samplers._steady_nodes(nodes, 0.7, 0.6) == 4
+    assert samplers._steady_nodes(nodes, 0.7, 0.0) == 1
+    # spacing 0.3 then 0.01: the step 0.01 -> 0.0 uses the last two (0.02 and 0.01 spaced 0.01)
+    assert samplers._steady_nodes([0.32, 0.02, 0.01], 0.01, 0.0) == 2
+
+
 @pytest.mark.parametrize("mixture", HELD_OUT)
 def test_held_out_mixtures_converge_at_third_order_to_the_exact_endpoint(mixture):
     # sharp modes (std 0.06) and three modes: the observed order between 128 and 256 steps is that

@@ -4,7 +4,8 @@ lists through the extension's registration (the functions its script calls at lo
 
 Usage: HOST_PYTHON registry_probe.py HOST HOST_DIR OUT.json     HOST: a1111, reforge or forge
 HOST_DIR is a writable copy of the webui with this repository in extensions/model-sampling-flow.
-Writes {"samplers": [labels], "schedulers": [labels], "options": {...}, "error": null or text}.
+Writes {"samplers": [labels], "schedulers": [labels], "options": {...}, "automatic": {sampler label:
+schedule label "Automatic" gives it}, "error": null or text}.
 """
 import json
 import os
@@ -43,13 +44,18 @@ def probe():
     from modules import sd_samplers, sd_schedulers
     from webui_extension import a1111
     base = registry.SAMPLERS_BY_NAME["flow_heun"]
-    sampler = registry.SamplerEntry(SAMPLER[0], SAMPLER[1], base.function, False, 2, base.options)
+    sampler = registry.SamplerEntry(SAMPLER[0], SAMPLER[1], base.function, False, 2, base.options,
+                                    scheduler=SCHEDULER[0])
     scheduler = registry.SchedulerEntry(SCHEDULER[0], SCHEDULER[1], registry.SCHEDULERS[0].function)
     registry.SAMPLERS += (sampler,)
     registry.SCHEDULERS += (scheduler,)
     added = {"samplers": a1111.register_samplers(), "schedulers": a1111.register_schedulers()}
     data = sd_samplers.all_samplers_map[SAMPLER[1]]
-    return {"added": added,
+    # what the webui's "Automatic" schedule type resolves to for a sampler: its options' scheduler
+    automatic = {label: getattr(sd_schedulers.schedulers_map.get(
+                     sd_samplers.all_samplers_map[label].options.get("scheduler")), "label", None)
+                 for label in (SAMPLER[1], "Flow PC", "Flow Euler")}
+    return {"automatic": automatic, "added": added,
             "samplers": [s.name for s in sd_samplers.visible_samplers()],
             "schedulers": [s.label for s in sd_schedulers.schedulers],
             "scheduler_by_name": getattr(sd_schedulers.schedulers_map.get(SCHEDULER[0]), "label", None),

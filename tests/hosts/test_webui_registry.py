@@ -1,7 +1,8 @@
 """Adding a sampler or a scheduler is one registry entry, for every webui: a throwaway entry of each,
 added to the core's registry inside the real A1111, reForge and Forge (tests/hosts/registry_probe.py),
 reaches the sampler list and the schedule-type list through the extension's registration, with the
-webui options derived from the entry (two model calls a step: the webui counts the steps twice).
+webui options derived from the entry (two model calls a step: the webui counts the steps twice; the
+schedule "Automatic" gives it).
 
 Each host skips with the reason when its *_DIR / *_PYTHON variables are unset.
 """
@@ -50,7 +51,10 @@ def test_a_new_registry_entry_reaches_the_webui_lists(host):
     assert result["samplers"].count("Flow Throwaway Probe") == 1
     assert result["schedulers"].count("Flow Throwaway Schedule") == 1
     assert result["scheduler_by_name"] == "Flow Throwaway Schedule"
-    assert result["options"]["second_order"] is True and result["options"]["scheduler"] == "flow_shift"
+    assert result["options"]["second_order"] is True and result["options"]["scheduler"] == "flow_throwaway_schedule"
+    # "Automatic" gives each sampler the schedule its entry names: Flow PC its own, the others Flow shift
+    assert result["automatic"] == {"Flow Throwaway Probe": "Flow Throwaway Schedule", "Flow PC": "Flow PC",
+                                   "Flow Euler": "Flow shift"}
     assert result["total_steps_of_10"] == 20
     for label in ("Flow Euler", "Flow Heun", "Flow PC"):
         assert label in result["samplers"], label
