@@ -60,10 +60,27 @@ def test_last_step_returns_the_denoised_without_noise():
     x = torch.randn(2, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     out = samplers.sample_flow_sde(field, x.clone(), sigmas, disable=True, noise_sampler=noise_sampler,
                                    callback=lambda info: seen.append(info))
-    assert 0.0 not in noise_calls and len(noise_calls) == 3
+    assert 0.0 not in noise_calls and len(noise_calls) == 1     # 0.7 is the one inside the noise window
     assert torch.equal(out, seen[-1]["denoised"])
     # the first model call sees the starting noise itself (sigma = 1 is the start, exactly)
     assert torch.equal(seen[0]["x"], x)
+
+
+def test_noise_only_inside_the_window_and_everywhere_without_the_corrector():
+    field = gaussian_field(0.5, 0.3)
+    sigmas = torch.tensor([1.0, 0.95, 0.9, 0.7, 0.5, 0.3, 0.1, 0.0], dtype=torch.float64)
+    low, high = samplers.SDE_NOISE_WINDOW
+    for second_order, expected in ((True, [s for s in sigmas[1:-1].tolist() if low <= s <= high]),
+                                   (False, sigmas[1:-1].tolist())):
+        calls = []
+
+        def noise_sampler(sigma, sigma_next):
+            calls.append(float(sigma_next))
+            return torch.randn(2, 3, dtype=torch.float64)
+
+        samplers.sample_flow_sde(field, torch.randn(2, 3, dtype=torch.float64), sigmas, disable=True,
+                                 noise_sampler=noise_sampler, second_order=second_order)
+        assert calls == expected, second_order
 
 
 def test_same_seed_same_samples_other_seed_other_samples():
