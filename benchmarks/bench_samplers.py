@@ -4,6 +4,8 @@
     python benchmarks/bench_samplers.py --comfyui DIR --res4lyf DIR --res4lyf-only --json res4lyf.json
     python benchmarks/bench_samplers.py --combine comfyui.json res4lyf.json --text docs/bench.txt --plot docs/bench.png
     python benchmarks/bench_samplers.py --stochastic --comfyui DIR --shifts 3    # sample distributions
+    python benchmarks/bench_samplers.py --stochastic --comfyui DIR --peers-only --json peers.json  (then
+        --stochastic --json ours.json, and --stochastic --combine peers.json ours.json --text FILE)
 
 Fields (model_sampling_flow.oracles, exact denoiser and exact ODE endpoint): one Gaussian and
 five Gaussian mixtures of different separations, widths and weights (mixture_d, sharp modes, and
@@ -16,7 +18,9 @@ model whose UNet returns the field's exact velocity, patched by ModelSamplingSD3
 COMFYUI_DIR); with --res4lyf (or RES4LYF_DIR) RES4LYF's deterministic samplers and schedulers,
 loaded as a custom node into a temporary copy of ComfyUI that is deleted afterwards. Ours run
 host-free on the same noise. Stochastic samplers aim at the distribution, not the endpoint: the
---stochastic mode compares the mean, std and mode weight of their samples instead.
+--stochastic mode compares the mean, std and mode weight of their samples instead, pooled over
+STOCHASTIC_SEEDS seeds of 1x4x128x128 latents, and prints the sampling-noise floor of as many
+exact draws (a figure below the floor is luck, and the best of many pairs is often below it).
 """
 import argparse
 import asyncio
@@ -220,25 +224,68 @@ def best_per_budget(pairs, count):
 COMFY_SDE = ("euler_ancestral", "dpm_2_ancestral", "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_2m_sde",
              "dpmpp_2m_sde_heun", "dpmpp_3m_sde", "ddpm", "lcm", "res_multistep_ancestral", "er_sde", "seeds_2",
              "seeds_3", "sa_solver", "sa_solver_pece")
-STOCHASTIC_SHAPE = (1, 4, 64, 64)  # 16384 draws: standard error ~0.002 on a mean, ~0.004 on a mode weight
+STOCHASTIC_SHAPE = (1, 4, 128, 128)  # 65536 draws a seed
+STOCHASTIC_SEEDS = (0, 1, 2, 3)    # initial noise and noise sampler seeds; the statistics pool them
+FLOOR_REPEATS = 50                 # exact-draw repeats that estimate the sampling-noise floor
 
 
-def distribution_errors(field, out):
-    """(|mean - target|, |std - target|, |weight below the component boundary - target| or 0)."""
-    errors = [abs(float(out.mean()) - field.mean), abs(float(out.std()) - field.std)]
+def sample_statistics(field, out):
+    """[mean, std, fraction below the component boundary (None unless two components)] of one run."""
+    below = None
+    if len(field.means) == 2:
+        below = float((out < field.component_boundary()).double().mean())
+    return [float(out.mean()), float(out.std()), below]
+
+
+def target_statistics(field):
+    """The exact [mean, std, fraction below the component boundary] of the field's data."""
+    below = None
     if len(field.means) == 2:
         boundary = field.component_boundary()
-        target = sum(w * 0.5 * (1 + math.erf((boundary - m) / (s * math.sqrt(2))))
-                     for w, m, s in zip(field.weights, field.means, field.stds))
-        errors.append(abs(float((out < boundary).double().mean()) - target))
-    else:
-        errors.append(0.0)
+        below = sum(w * 0.5 * (1 + math.erf((boundary - m) / (s * math.sqrt(2))))
+                    for w, m, s in zip(field.weights, field.means, field.stds))
+    return [field.mean, field.std, below]
+
+
+def distribution_errors(field, per_seed):
+    """(|mean - target|, |std - target|, |mode weight - target| or 0), each statistic averaged over the seeds.
+
+    Averaging over seeds before the difference pools the samples: a bias stays, sampling noise
+    shrinks like 1 / sqrt(seeds x draws).
+    """
+    target = target_statistics(field)
+    errors = []
+    for k in range(3):
+        if target[k] is None:
+            errors.append(0.0)
+        else:
+            errors.append(abs(sum(stats[k] for stats in per_seed) / len(per_seed) - target[k]))
     return tuple(errors)
 
 
-def our_stochastic(field, shift, budgets):
+def noise_floor(field, seeds, shape=STOCHASTIC_SHAPE, repeats=FLOOR_REPEATS):
+    """Expected (mean, std, weight, max of the three) errors of exact draws, as many as a pair gets.
+
+    An exact sampler scores this on average: figures below it are luck, not accuracy.
+    """
+    generator = torch.Generator().manual_seed(12345)
+    totals = [0.0, 0.0, 0.0, 0.0]
+    for _ in range(repeats):
+        per_seed = [sample_statistics(field, field.sample(shape, generator=generator, dtype=torch.float64))
+                    for _ in range(seeds)]
+        errors = distribution_errors(field, per_seed)
+        for k, value in enumerate(errors + (max(errors),)):
+            totals[k] += value / repeats
+    return tuple(totals)
+
+
+def stochastic_noise(seed):
+    return torch.randn(STOCHASTIC_SHAPE, generator=torch.Generator().manual_seed(seed)).double()
+
+
+def our_stochastic(field, shift, budgets, seeds):
+    """{(sampler, scheduler): [[statistics per seed] per budget]} for our stochastic samplers."""
     ms = FlowModelSampling(shift=shift)
-    noise = torch.randn(STOCHASTIC_SHAPE, generator=torch.Generator().manual_seed(0)).double()
     out = {}
     for entry in registry.SAMPLERS:
         if not entry.stochastic:
@@ -246,41 +293,52 @@ def our_stochastic(field, shift, budgets):
         for scheduler in schedulers.SCHEDULES_BY_NAME:
             fits = []
             for nfe in budgets:
-                generator = torch.Generator().manual_seed(1)
-                sampled = entry.function(
-                    field, noise.clone(), schedulers.get_sigmas(ms, scheduler, nfe).double(), disable=True,
-                    noise_sampler=lambda s, sn: torch.randn(STOCHASTIC_SHAPE, generator=generator).double())
-                fits.append(distribution_errors(field, sampled))
+                steps = nfe // entry.model_calls_per_step
+                sigmas = schedulers.get_sigmas(ms, scheduler, steps).double()
+                per_seed = []
+                for seed in seeds:
+                    generator = torch.Generator().manual_seed(1000 + seed)
+                    sampled = entry.function(
+                        field, stochastic_noise(seed), sigmas, disable=True,
+                        noise_sampler=lambda s, sn: torch.randn(STOCHASTIC_SHAPE, generator=generator).double())
+                    per_seed.append(sample_statistics(field, sampled))
+                fits.append(per_seed)
             out[(entry.name, scheduler)] = fits
     return out
 
 
-def peer_stochastic(support, field, shift, budgets, samplers_):
+def peer_stochastic(support, field, shift, budgets, samplers_, seeds):
+    """The same through comfy.sample for ComfyUI's stochastic samplers x its schedulers."""
     import comfy.samplers
     from comfy_extras.nodes_model_advanced import ModelSamplingSD3
     base = support.analytic_sdxl(field)
     patcher = ModelSamplingSD3().patch(base, shift)[0]
     unet = base.model.diffusion_model
     scale = patcher.get_model_object("latent_format").scale_factor
-    noise = torch.randn(STOCHASTIC_SHAPE, generator=torch.Generator().manual_seed(0))
+
+    def run(name, scheduler, steps, seed):
+        before = len(unet.timesteps_seen)
+        with contextlib.redirect_stdout(io.StringIO()):
+            sampled = support.sample(patcher, name, scheduler, steps=steps, seed=1000 + seed,
+                                     shape=STOCHASTIC_SHAPE, noise=stochastic_noise(seed).float())
+        return sampled.double() * scale, len(unet.timesteps_seen) - before
+
     out = {}
     for name in samplers_:
         for scheduler in comfy.samplers.SCHEDULER_NAMES:
             fits = []
             for nfe in budgets:
-                # the most steps whose calls fit: the calls of one step count tell the calls per step
+                # the most steps whose calls fit (the first seed's run tells the calls); the other seeds reuse them
                 steps, fit = nfe, None
                 while steps >= 1:
-                    before = len(unet.timesteps_seen)
                     try:
-                        with contextlib.redirect_stdout(io.StringIO()):
-                            sampled = support.sample(patcher, name, scheduler, steps=steps, seed=1,
-                                                     shape=STOCHASTIC_SHAPE, noise=noise.clone())
+                        sampled, calls = run(name, scheduler, steps, seeds[0])
                     except Exception:
                         break
-                    calls = len(unet.timesteps_seen) - before
                     if calls <= nfe:
-                        fit = distribution_errors(field, sampled.double() * scale)
+                        fit = [sample_statistics(field, sampled)]
+                        for seed in seeds[1:]:
+                            fit.append(sample_statistics(field, run(name, scheduler, steps, seed)[0]))
                         break
                     steps = min(steps - 1, max(1, int(nfe * steps / calls)))
                 fits.append(fit)
@@ -288,35 +346,73 @@ def peer_stochastic(support, field, shift, budgets, samplers_):
     return out
 
 
-def stochastic_report(support, say, budgets, shifts, fields):
-    peer_samplers = ()
-    if support:
+def measure_stochastic(args, say):
+    """Run ours (unless --peers-only) and ComfyUI's stochastic samplers; the JSON-able record."""
+    budgets = [n for n in args.nfe if 8 <= n <= 16]
+    seeds = list(STOCHASTIC_SEEDS)
+    record = {"mode": "stochastic", "budgets": budgets, "seeds": seeds, "shape": list(STOCHASTIC_SHAPE),
+              "peer_sets": [], "runs": []}
+    support, peer_samplers = None, ()
+    if args.comfyui:
+        support = load_comfyui(args.comfyui)
         import comfy.samplers
         peer_samplers = tuple(n for n in COMFY_SDE if n in comfy.samplers.KSampler.SAMPLERS)
-        say(f"stochastic peers: {len(peer_samplers)} ComfyUI samplers ({', '.join(peer_samplers)}) x "
+        record["peer_sets"].append(
+            f"{len(peer_samplers)} ComfyUI samplers ({', '.join(peer_samplers)}) x "
             f"{len(comfy.samplers.SCHEDULER_NAMES)} schedulers")
-    say(f"latents {'x'.join(map(str, STOCHASTIC_SHAPE))}; error = max(|mean - target|, |std - target|, "
-        f"|mode weight - target|), the best pair per NFE")
-    for field_name in fields:
-        field, description = FIELDS[field_name]
-        for shift in shifts:
-            ours = our_stochastic(field, shift, budgets)
-            peers = peer_stochastic(support, field, shift, budgets, peer_samplers) if support else {}
-            say()
-            say(f"{field_name} = {description}, shift {shift:g}")
-            say(f"{'NFE':>4} | {'best of ours: mean, std, weight errors':>62} | {'best peer':>62} | ratio")
-            for k, nfe in enumerate(budgets):
-                cells = []
-                for pairs in (ours, peers):
-                    scored = [(max(f[k]), pair, f[k]) for pair, f in pairs.items() if f[k] is not None]
-                    cells.append(min(scored) if scored else None)
-                text = []
-                for cell in cells:
-                    text.append("-" if cell is None else
-                                f"{cell[0]:.4f} {cell[1][0]}+{cell[1][1]} ({cell[2][0]:.4f}, {cell[2][1]:.4f}, "
-                                f"{cell[2][2]:.4f})")
-                ratio = f"{cells[0][0] / cells[1][0]:5.2f}" if cells[1] else ""
-                say(f"{nfe:>4} | {text[0]:>62} | {text[1]:>62} | {ratio}")
+    for field_name in args.fields:
+        field, _ = FIELDS[field_name]
+        for shift in args.shifts:
+            say(f"measuring {field_name}, shift {shift:g}")
+            pairs = {} if args.peers_only else {("ours",) + k: v for k, v in
+                                                 our_stochastic(field, shift, budgets, seeds).items()}
+            if support:
+                pairs.update({("comfyui",) + k: v for k, v in
+                              peer_stochastic(support, field, shift, budgets, peer_samplers, seeds).items()})
+            for (source, sampler, scheduler), fits in pairs.items():
+                record["runs"].append({"field": field_name, "shift": shift, "source": source, "sampler": sampler,
+                                       "scheduler": scheduler, "fits": fits})
+    return record
+
+
+def stochastic_report(records, say):
+    """Per field and shift: the best pair of ours and of the peers per NFE, against the noise floor."""
+    budgets, seeds = records[0]["budgets"], records[0]["seeds"]
+    shape = "x".join(map(str, records[0]["shape"]))
+    draws = math.prod(records[0]["shape"]) * len(seeds)
+    for record in records:
+        for peer_set in record["peer_sets"]:
+            say(f"stochastic peers: {peer_set}")
+    say(f"ours: {', '.join(e.name for e in registry.SAMPLERS if e.stochastic)} x "
+        f"{', '.join(schedulers.SCHEDULES_BY_NAME)}")
+    say(f"latents {shape}, {len(seeds)} seeds pooled ({draws} draws a pair); error = max(|mean - target|, "
+        f"|std - target|, |mode weight - target|),")
+    say("each statistic averaged over the seeds first. floor = the expected error of as many exact draws "
+        f"from the field ({FLOOR_REPEATS} repeats): an exact sampler scores about this, the best of many")
+    say("pairs scores below it by luck. The best pair per NFE (the minimum over pairs is itself a lucky draw).")
+    runs = [run for record in records for run in record["runs"]]
+    configs = sorted({(r["field"], r["shift"]) for r in runs}, key=lambda c: (list(FIELDS).index(c[0]), c[1]))
+    for field_name, shift in configs:
+        field = FIELDS[field_name][0]
+        here = [r for r in runs if r["field"] == field_name and r["shift"] == shift]
+        floor = noise_floor(field, len(seeds))
+        say()
+        say(f"{field_name} = {FIELDS[field_name][1]}, shift {shift:g}; floor {floor[3]:.4f} "
+            f"(mean {floor[0]:.4f}, std {floor[1]:.4f}, weight {floor[2]:.4f})")
+        say(f"{'NFE':>4} | {'best of ours: error (mean, std, weight errors)':>62} | {'best peer':>62} | ratio")
+        for k, nfe in enumerate(budgets):
+            cells = []
+            for mine in (True, False):
+                scored = []
+                for r in here:
+                    if (r["source"] == "ours") == mine and r["fits"][k] is not None:
+                        errors = distribution_errors(field, r["fits"][k])
+                        scored.append((max(errors), (r["sampler"], r["scheduler"]), errors))
+                cells.append(min(scored) if scored else None)
+            text = ["-" if c is None else f"{c[0]:.4f} {c[1][0]}+{c[1][1]} ({c[2][0]:.4f}, {c[2][1]:.4f}, {c[2][2]:.4f})"
+                    for c in cells]
+            ratio = f"{cells[0][0] / cells[1][0]:5.2f}" if cells[0] and cells[1] else ""
+            say(f"{nfe:>4} | {text[0]:>62} | {text[1]:>62} | {ratio}")
 
 
 def measure(args, say):
@@ -454,8 +550,17 @@ def main(argv=None):
                 handle.write("\n".join(lines) + "\n")
 
     if args.stochastic:
-        support = load_comfyui(args.comfyui) if args.comfyui else None
-        stochastic_report(support, say, [n for n in args.nfe if 8 <= n <= 16], args.shifts, args.fields)
+        if args.combine:
+            records = []
+            for path in args.combine:
+                with open(path) as handle:
+                    records.append(json.load(handle))
+        else:
+            records = [measure_stochastic(args, print)]
+            if args.json:
+                with open(args.json, "w") as handle:
+                    json.dump(records[0], handle)
+        stochastic_report(records, say)
         write_text()
         return
     if args.combine:

@@ -78,9 +78,13 @@ def test_printed_table_right_samplers_beat_every_wrong_way(result):
     worst_right = max(v[at_24] for v in right.values())
     best_wrong = min(v[at_24] for v in wrong.values())
     assert best_wrong > 2 * worst_right, (worst_right, best_wrong)
-    # more steps help every right sampler and no wrong one: the wrong ways are biased, not coarse
+    # more steps help every right deterministic sampler and no wrong one: the wrong ways are biased,
+    # not coarse. A stochastic sampler's figure is one batch of 8 and carries the spread of exact
+    # batches (0.01 to 0.17 here), as large as its 8 -> 24 step gain once it is near the floor at 8
+    # steps; its convergence in distribution is tested in test_flow_sde.py and test_samplers.py
     for name, values in right.items():
-        assert values[1] < values[0], name
+        if not result["stochastic"][name]:
+            assert values[1] < values[0], name
     for name, values in wrong.items():
         assert values[1] >= 0.8 * values[0], name
 
