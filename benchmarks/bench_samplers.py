@@ -549,31 +549,20 @@ def main(argv=None):
             with open(args.text, "w") as handle:
                 handle.write("\n".join(lines) + "\n")
 
-    if args.stochastic:
-        if args.combine:
-            records = []
-            for path in args.combine:
-                with open(path) as handle:
-                    records.append(json.load(handle))
-        else:
-            records = [measure_stochastic(args, print)]
-            if args.json:
-                with open(args.json, "w") as handle:
-                    json.dump(records[0], handle)
-        stochastic_report(records, say)
-        write_text()
-        return
     if args.combine:
         records = []
         for path in args.combine:
             with open(path) as handle:
                 records.append(json.load(handle))
     else:
-        record = measure(args, print)
+        records = [(measure_stochastic if args.stochastic else measure)(args, print)]
         if args.json:
             with open(args.json, "w") as handle:
-                json.dump(record, handle)
-        records = [record]
+                json.dump(records[0], handle)
+    if args.stochastic:
+        stochastic_report(records, say)
+        write_text()
+        return
     curves = report(records, say)
     write_text()
     if args.plot and any(key[1] == 3.0 for key in curves):

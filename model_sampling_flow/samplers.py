@@ -74,6 +74,22 @@ def _report(callback, x, i, sigma, denoised):
         callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma, "denoised": denoised})
 
 
+def _flow_steps(sigmas, disable, label):
+    """(i, sigma, sigma_next) for every step of non-zero length, as flow floats (checked by _flows
+    before the first step), with the progress bar: a repeated sigma is a step of length zero."""
+    flow = _flows(sigmas)
+    for i in _progress(len(flow) - 1, disable, label):
+        if flow[i + 1] != flow[i]:
+            yield i, flow[i], flow[i + 1]
+
+
+def _denoised(model, x, sigmas, i, extra_args, callback):
+    """The model's denoised at (x, sigmas[i]) (one call), reported to the host's callback."""
+    denoised = model(x, _sigma_batch(x, sigmas[i]), **extra_args)
+    _report(callback, x, i, sigmas[i], denoised)
+    return denoised
+
+
 def _q(sigma, sigma_next):
     """exp(-h) for the step sigma -> sigma_next, h the log-SNR/2 increment."""
     if sigma_next == 0.0 or sigma == 1.0:
@@ -85,13 +101,9 @@ def _q(sigma, sigma_next):
 def sample_flow_euler(model, x, sigmas, extra_args=None, callback=None, disable=None):
     """Euler on dx/dsigma = v. On the flow path it is DDIM: x_next = x0 + (x - x0) * sigma_next / sigma."""
     extra_args = {} if extra_args is None else extra_args
-    flow = _flows(sigmas)
-    for i in _progress(len(sigmas) - 1, disable, "flow euler"):
-        if flow[i + 1] == flow[i]:
-            continue    # a repeated sigma is a step of length zero
-        denoised = model(x, _sigma_batch(x, sigmas[i]), **extra_args)
-        _report(callback, x, i, sigmas[i], denoised)
-        x = denoised + (x - denoised) * (flow[i + 1] / flow[i])
+    for i, sigma, sigma_next in _flow_steps(sigmas, disable, "flow euler"):
+        denoised = _denoised(model, x, sigmas, i, extra_args, callback)
+        x = denoised + (x - denoised) * (sigma_next / sigma)
     return x
 
 
@@ -99,13 +111,8 @@ def sample_flow_euler(model, x, sigmas, extra_args=None, callback=None, disable=
 def sample_flow_heun(model, x, sigmas, extra_args=None, callback=None, disable=None):
     """Heun's method (trapezoidal corrector) in flow time; the step to sigma = 0 is Euler."""
     extra_args = {} if extra_args is None else extra_args
-    flow = _flows(sigmas)
-    for i in _progress(len(sigmas) - 1, disable, "flow heun"):
-        sigma, sigma_next = flow[i], flow[i + 1]
-        if sigma_next == sigma:
-            continue
-        denoised = model(x, _sigma_batch(x, sigmas[i]), **extra_args)
-        _report(callback, x, i, sigmas[i], denoised)
+    for i, sigma, sigma_next in _flow_steps(sigmas, disable, "flow heun"):
+        denoised = _denoised(model, x, sigmas, i, extra_args, callback)
         velocity = (x - denoised) / sigma
         x_pred = x + (sigma_next - sigma) * velocity
         if sigma_next == 0.0:
@@ -135,13 +142,8 @@ def sample_flow_euler_ancestral(model, x, sigmas, extra_args=None, callback=None
     _check_options(sample_flow_euler_ancestral, eta=eta, s_noise=s_noise, noise_sampler=noise_sampler)
     extra_args = {} if extra_args is None else extra_args
     noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
-    flow = _flows(sigmas)
-    for i in _progress(len(sigmas) - 1, disable, "flow euler a"):
-        sigma, sigma_next = flow[i], flow[i + 1]
-        if sigma_next == sigma:
-            continue
-        denoised = model(x, _sigma_batch(x, sigmas[i]), **extra_args)
-        _report(callback, x, i, sigmas[i], denoised)
+    for i, sigma, sigma_next in _flow_steps(sigmas, disable, "flow euler a"):
+        denoised = _denoised(model, x, sigmas, i, extra_args, callback)
         if sigma_next == 0.0:
             x = denoised
             continue
@@ -244,13 +246,9 @@ def sample_flow_sde(model, x, sigmas, extra_args=None, callback=None, disable=No
     _check_options(sample_flow_sde, eta=eta, s_noise=s_noise, second_order=second_order, noise_sampler=noise_sampler)
     extra_args = {} if extra_args is None else extra_args
     noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
-    flow = _flows(sigmas)
     order = SDE_ORDER if second_order else 1
     history, span = [], None    # span: [x, sigma, noise since then, steps, eta] the corrector redoes
-    for i in _progress(len(sigmas) - 1, disable, "flow sde"):
-        sigma, sigma_next = flow[i], flow[i + 1]
-        if sigma_next == sigma:
-            continue
+    for i, sigma, sigma_next in _flow_steps(sigmas, disable, "flow sde"):
         denoised = model(x, _sigma_batch(x, sigmas[i]), **extra_args)
         if span is not None and order > 1:
             x_from, sigma_from, noise, _, span_eta = span
@@ -307,14 +305,9 @@ def sample_flow_multistep(model, x, sigmas, extra_args=None, callback=None, disa
     """
     _check_options(sample_flow_multistep, order=order)
     extra_args = {} if extra_args is None else extra_args
-    flow = _flows(sigmas)
     history = []
-    for i in _progress(len(sigmas) - 1, disable, "flow multistep"):
-        sigma, sigma_next = flow[i], flow[i + 1]
-        if sigma_next == sigma:
-            continue
-        denoised = model(x, _sigma_batch(x, sigmas[i]), **extra_args)
-        _report(callback, x, i, sigmas[i], denoised)
+    for i, sigma, sigma_next in _flow_steps(sigmas, disable, "flow multistep"):
+        denoised = _denoised(model, x, sigmas, i, extra_args, callback)
         history = (history + [(sigma, (x - denoised) / sigma)])[-order:]
         weights = _adams_weights([node for node, _ in history], sigma, sigma_next)
         x = x + sum(w * velocity for w, (_, velocity) in zip(weights, history))
