@@ -41,14 +41,17 @@ def _sigma_batch(x, sigma):
 
 
 def _flows(sigmas):
-    """Flow sigmas as floats, checked: non-increasing, in [0, 1].
+    """Flow sigmas (a 1-D tensor or a sequence of numbers) as floats, checked: non-increasing, in [0, 1].
 
     A value within float32 rounding above 1 (a float32 table's top; schedule.SIGMA_ONE_ROUNDING) is 1; anything
     larger is a VE-view sigma a host forgot to convert. Repeated values are zero-length steps the
     samplers skip; an increase is an error.
     """
     if isinstance(sigmas, torch.Tensor):
-        flow = [float(s) for s in sigmas.reshape(-1).tolist()]
+        if sigmas.ndim != 1:
+            # one schedule for the whole batch; a (batch, steps) table would be read as one long schedule
+            raise ValueError(f"sigmas must be a 1-D schedule, got a tensor of shape {tuple(sigmas.shape)}")
+        flow = [float(s) for s in sigmas.tolist()]
     else:
         flow = [float(s) for s in sigmas]
     if len(flow) < 2:
@@ -236,7 +239,8 @@ def sample_flow_sde(model, x, sigmas, extra_args=None, callback=None, disable=No
     the same noise and no extra model call. The corrector redoes up to SDE_ORDER steps of one eta at
     a time from the state where they began, carrying their noise along (so the first step, from
     sigma = 1, is corrected too). In this mode eta applies to the steps that end inside
-    SDE_NOISE_WINDOW (flow sigma 0.43 to 0.92) and the others are ODE steps (SA-Solver's pattern).
+    SDE_NOISE_WINDOW (flow sigma 0.43 to 0.92) and the others are ODE steps (SA-Solver's pattern), so
+    a schedule that starts at or below 0.43 (img2img at low denoise) is solved as the ODE.
     The last step to sigma = 0 returns the denoised and adds no noise; a step from sigma = 1
     starts from x exactly. Distribution error against ComfyUI's stochastic samplers:
     benchmarks/bench_samplers.py --stochastic. Deterministic given noise_sampler.
@@ -338,12 +342,12 @@ def sample_flow_pc(model, x, sigmas, extra_args=None, callback=None, disable=Non
     x: [batch, ...]; sigmas: flow sigmas, descending, in [0, 1]. Raises ValueError for an order
     other than None or 1..5 and for sigmas outside [0, 1].
     """
-    steps = len(sigmas) - 1
+    flow = _flows(sigmas)
+    steps = len(flow) - 1
     if order is None:
         order = 4 if steps < 12 else 5
     _check_pc_order(order)
     extra_args = {} if extra_args is None else extra_args
-    flow = _flows(sigmas)
     history, previous, first, evaluated, steady = [], None, (x, flow[0]), 0, True
     for i in _progress(steps, disable, "flow pc"):
         sigma, sigma_next = flow[i], flow[i + 1]
@@ -384,6 +388,14 @@ def sample_flow_pc(model, x, sigmas, extra_args=None, callback=None, disable=Non
 # shift cases at 4-32 calls Flow PC + flow_pc moved by 0.83-1.20x (median 1.00; the mixtures mostly
 # gained, the single Gaussian lost up to 20 %).
 STEP_RATIO_LIMIT = 3.0
+# A ratio within this relative margin of STEP_RATIO_LIMIT counts as at the limit (kept). Schedules built
+# from the shift's rational function hit 3 exactly (flow_shift at shift 6, 5 steps: the step 0.6 -> 0
+# against the spacing 0.8 -> 0.6; shift 3, 2 steps: 0.75 -> 0 against 1 -> 0.75); without the margin
+# float32 rounding of the sigmas, or the VE view's start at its cap (sigma 1 - 3e-5), decided the
+# order, and the same schedule gave results over 1.0 apart (largest difference; two modes at +-1) in float32
+# and float64 or in the two views (tests/core/test_samplers_low_nfe.py).
+# 2e-4 covers float32 rounding (~1e-6) and the cap (1.3e-4 there); karras at 8 steps, shift 3 (3.0013) stays out.
+STEP_RATIO_MARGIN = 2e-4
 # The step to sigma = 0 extrapolates the velocity to where it is undefined; a polynomial through
 # more than three velocities swings there on multimodal data (two modes at +-1, shift 3, simple,
 # 28 steps: RMSE 0.142 at order 5, 0.031 at 3, Flow Euler 0.040).
@@ -393,12 +405,13 @@ LAST_STEP_ORDER = 3
 def _steady_nodes(nodes, start, end):
     """How many of the most recent `nodes` (sigmas, the last one = start) one Adams polynomial may use
     for the step start -> end: the last node, then each earlier one while the spacing to its
-    successor is within STEP_RATIO_LIMIT of the step's length (at least 1: Euler)."""
+    successor is within STEP_RATIO_LIMIT (and STEP_RATIO_MARGIN) of the step's length (at least 1: Euler)."""
     step = abs(end - start)
+    limit = STEP_RATIO_LIMIT * (1 + STEP_RATIO_MARGIN)
     count = 1
     for later, earlier in zip(reversed(nodes), list(reversed(nodes))[1:]):
         spacing = abs(earlier - later)
-        if step > STEP_RATIO_LIMIT * spacing or spacing > STEP_RATIO_LIMIT * step:
+        if step > limit * spacing or spacing > limit * step:
             break
         count += 1
     return count

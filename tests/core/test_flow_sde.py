@@ -83,6 +83,29 @@ def test_noise_only_inside_the_window_and_everywhere_without_the_corrector():
         assert calls == expected, second_order
 
 
+def test_a_schedule_starting_below_the_window_is_the_ode_in_the_default_mode():
+    # img2img, inpaint or hires at low denoise start at flow sigma <= 0.43: no step ends inside the
+    # window, so the default mode adds no noise there (eta, s_noise and the noise sampler have no
+    # effect; README says so) and samples like eta = 0; second_order=False still adds noise
+    field = mixture_field((-1.0, 1.0), (0.2, 0.2), (0.5, 0.5))
+    x1 = torch.randn(2, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    sigmas = 0.4 * torch.linspace(1.0, 0.0, 13, dtype=torch.float64) ** 1.6
+    start = field.transport(x1, 1.0, 0.4)
+    calls = []
+
+    def noise_sampler(sigma, sigma_next):
+        calls.append(float(sigma_next))
+        return torch.randn(2, 3, dtype=torch.float64)
+
+    out = samplers.sample_flow_sde(field, start.clone(), sigmas, disable=True, noise_sampler=noise_sampler, eta=2.0)
+    assert calls == []
+    assert torch.equal(out, samplers.sample_flow_sde(field, start.clone(), sigmas, disable=True, eta=0.0))
+    assert float(((out - field.endpoint(x1)) ** 2).mean().sqrt()) < 0.01     # the ODE's own endpoint
+    samplers.sample_flow_sde(field, start.clone(), sigmas, disable=True, noise_sampler=noise_sampler,
+                             second_order=False)
+    assert len(calls) == 11
+
+
 def test_same_seed_same_samples_other_seed_other_samples():
     field = mixture_field((-1.0, 1.0), (0.2, 0.2), (0.5, 0.5))
     first, again, other = run(field, steps=8), run(field, steps=8), run(field, steps=8, seed=3)

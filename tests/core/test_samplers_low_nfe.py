@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from flow_test_support.models import CountedModel
-from model_sampling_flow import registry, samplers, schedulers
+from model_sampling_flow import registry, samplers, schedulers, ve_bridge, views
 from model_sampling_flow.model_sampling import FlowModelSampling, FlowVEModelSampling
 from model_sampling_flow.oracles import GaussianMixtureField, gaussian_field, mixture_field
+from model_sampling_flow.schedule import time_shift
 
 GAUSSIAN = gaussian_field(0.5, 0.3)
 MIXTURES = {
@@ -156,6 +157,31 @@ def test_step_ratio_limit_keeps_polynomials_to_nearby_nodes():
     assert samplers._steady_nodes(nodes, 0.7, 0.0) == 1
     # spacing 0.3 then 0.01: the step 0.01 -> 0.0 uses the last two (0.02 and 0.01 spaced 0.01)
     assert samplers._steady_nodes([0.32, 0.02, 0.01], 0.01, 0.0) == 2
+
+
+@pytest.mark.parametrize("shift,steps", [(3.0, 2), (6.0, 5), (6.0, 20)])
+def test_a_step_ratio_of_exactly_the_limit_gets_one_order_in_float32_float64_and_the_ve_view(shift, steps):
+    # flow_shift's sigmas are a rational function of t, and these put a step at exactly 3x a node
+    # spacing (shift 3, 2 steps: 0.75 -> 0 against 1 -> 0.75); the float32 schedule, the same
+    # schedule in float64 and the VE view (which starts at its cap, 3e-5 below sigma = 1) must give
+    # the same order, so the same result (before the margin: up to 1.2 apart)
+    field = MIXTURES["symmetric"]
+    x1 = noise()
+    float32 = schedulers.get_sigmas(FlowModelSampling(shift=shift), "flow_shift", steps)
+    float64 = torch.tensor([float(time_shift(shift, 1.0 - k / steps)) for k in range(steps + 1)], dtype=torch.float64)
+    assert torch.allclose(float32.double(), float64, atol=1e-7)
+    out32 = samplers.sample_flow_pc(field, x1.clone(), float32, disable=True)
+    out64 = samplers.sample_flow_pc(field, x1.clone(), float64, disable=True)
+    assert float((out32 - out64).abs().max()) < 1e-5
+
+    ve_sigmas = schedulers.get_sigmas(FlowVEModelSampling(shift), "flow_shift", steps).double()
+
+    def ve_denoiser(x_ve, sigma_ve, **extra):
+        return field(views.x_from_ve(x_ve, sigma_ve), views.sigma_from_ve(sigma_ve))
+
+    out_ve = ve_bridge.sample_in_ve(samplers.sample_flow_pc, ve_denoiser, x1 * (1 + float(ve_sigmas[0])), ve_sigmas,
+                                    disable=True)
+    assert float((out_ve - out64).abs().max()) < 1e-3
 
 
 @pytest.mark.parametrize("mixture", HELD_OUT)

@@ -92,6 +92,16 @@ def test_increasing_sigmas_raise_naming_sigmas(entry):
         _run(entry, torch.tensor([1.0, 0.4, 0.6, 0.0]), "flow", 3.0)
 
 
+@pytest.mark.parametrize("entry", registry.SAMPLERS, ids=lambda e: e.name)
+@pytest.mark.parametrize("sigmas", [torch.tensor(1.0), torch.tensor([[1.0, 0.6], [0.5, 0.0]]), torch.ones(3, 1)],
+                         ids=["0-d", "batch x steps", "steps x 1"])
+def test_sigmas_not_one_schedule_raise_naming_sigmas(entry, sigmas):
+    # was: Flow PC raised TypeError on a 0-d tensor and on a (2, 2) table took one step of the
+    # flattened values and returned x at sigma 0.6 silently; the others raised IndexError
+    with pytest.raises(ValueError, match="sigmas must"):
+        _run(entry, sigmas, "flow", 3.0)
+
+
 @pytest.mark.parametrize("bad", [0.0, -1.0, MIN_SHIFT / 2, MAX_SHIFT * 1.01, 1e16, math.inf, math.nan])
 def test_shift_outside_the_range_is_rejected_everywhere_it_enters(bad):
     for make in (check_shift, lambda s: time_shift(s, 0.5), lambda s: inverse_time_shift(s, 0.5),
