@@ -114,7 +114,10 @@ SAMPLERS = (
     SamplerEntry("flow_heun", "Flow Heun", samplers.sample_flow_heun, False, 2),
     SamplerEntry("flow_euler_ancestral", "Flow Euler a", samplers.sample_flow_euler_ancestral, True, 1,
                  (ETA, S_NOISE, NOISE)),
-    SamplerEntry("flow_sde", "Flow SDE", samplers.sample_flow_sde, True, 1, (ETA, S_NOISE, NOISE, SECOND_ORDER)),
+    # Flow SDE returns the denoised on its last step, so a schedule whose last sigma is large (Flow shift:
+    # 0.14 at 20 steps, shift 3) under-disperses (Gaussian std 0.265 for 0.3); on flow_pc it is 0.302
+    SamplerEntry("flow_sde", "Flow SDE", samplers.sample_flow_sde, True, 1, (ETA, S_NOISE, NOISE, SECOND_ORDER),
+                 scheduler="flow_pc"),
     SamplerEntry("flow_multistep", "Flow Multistep", samplers.sample_flow_multistep, False, 1, (ORDER,)),
 )
 

@@ -77,4 +77,5 @@ def test_schedulers_and_default():
     # the schedule a webui's "Automatic" gives each sampler is one the webuis list
     assert all(entry.scheduler in registry.SCHEDULERS_BY_NAME for entry in registry.SAMPLERS)
     assert registry.SAMPLERS_BY_NAME["flow_pc"].scheduler == "flow_pc"
+    assert registry.SAMPLERS_BY_NAME["flow_sde"].scheduler == "flow_pc"
     assert registry.SAMPLERS_BY_NAME["flow_euler"].scheduler == registry.DEFAULT_SCHEDULER
