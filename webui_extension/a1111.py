@@ -76,6 +76,12 @@ def _flow_scheduler_label():
     return registry.SCHEDULERS_BY_NAME[registry.DEFAULT_SCHEDULER].label
 
 
+def _automatic_labels():
+    """The schedule types "Automatic" gives the Flow samplers (their registry entries' scheduler), quoted."""
+    labels = sorted({registry.SCHEDULERS_BY_NAME[entry.scheduler].label for entry in registry.SAMPLERS})
+    return " or ".join(f"'{label}'" for label in labels)
+
+
 def checkpoint_identity(sd_model):
     """What identifies the loaded checkpoint (A1111 may load new weights into the same model object)."""
     info = getattr(sd_model, "sd_checkpoint_info", None)
@@ -421,8 +427,8 @@ def make_webui_scheduler(entry):
         model_sampling = flow_model_sampling(inner_model)
         if model_sampling is None:
             raise FlowSamplingError(
-                f"The '{entry.label}' schedule type is a rectified-flow schedule (the "
-                f"'{_flow_scheduler_label()}' one is the Flow samplers' default) and needs Flow sampling on "
+                f"The '{entry.label}' schedule type is a rectified-flow schedule (the Flow samplers' "
+                f"Automatic gives them {_automatic_labels()}) and needs Flow sampling on "
                 f"(Flow sampling accordion: On, or Auto with a checkpoint marked rectified flow). Choose "
                 f"another sampler and schedule type for this checkpoint.")
         return entry.function(model_sampling, n).to(device)
