@@ -439,7 +439,7 @@ def make_webui_scheduler(entry):
 
 
 WEBUI_SCHEDULERS = tuple((entry, _webui_function(entry, make_webui_scheduler)) for entry in registry.SCHEDULERS)
-flow_shift_scheduler = _webui_function(registry.SCHEDULERS_BY_NAME[registry.DEFAULT_SCHEDULER], make_webui_scheduler)
+flow_shift_scheduler = _webui_function(registry.SCHEDULERS_BY_NAME["flow_shift"], make_webui_scheduler)
 
 
 def register_samplers():

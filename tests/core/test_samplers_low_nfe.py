@@ -142,7 +142,7 @@ def test_automatic_gives_flow_pc_its_own_schedule():
     exact = field.endpoint(x1)
     model_sampling = FlowModelSampling(shift=3.0)
     own = schedulers.get_sigmas(model_sampling, registry.SAMPLERS_BY_NAME["flow_pc"].scheduler, 20).double()
-    trainers = schedulers.get_sigmas(model_sampling, registry.DEFAULT_SCHEDULER, 20).double()
+    trainers = schedulers.get_sigmas(model_sampling, "flow_shift", 20).double()
     pc_own = rmse(samplers.sample_flow_pc(field, x1.clone(), own, disable=True), exact)
     pc_trainers = rmse(samplers.sample_flow_pc(field, x1.clone(), trainers, disable=True), exact)
     euler_trainers = rmse(samplers.sample_flow_euler(field, x1.clone(), trainers, disable=True), exact)

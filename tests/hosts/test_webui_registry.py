@@ -52,9 +52,9 @@ def test_a_new_registry_entry_reaches_the_webui_lists(host):
     assert result["schedulers"].count("Flow Throwaway Schedule") == 1
     assert result["scheduler_by_name"] == "Flow Throwaway Schedule"
     assert result["options"]["second_order"] is True and result["options"]["scheduler"] == "flow_throwaway_schedule"
-    # "Automatic" gives each sampler the schedule its entry names: Flow PC (and Flow SDE) Flow PC, the others Flow shift
+    # "Automatic" gives each sampler the schedule its entry names: the Flow samplers Flow PC
     assert result["automatic"] == {"Flow Throwaway Probe": "Flow Throwaway Schedule", "Flow PC": "Flow PC",
-                                   "Flow Euler": "Flow shift"}
+                                   "Flow Euler": "Flow PC"}
     assert result["total_steps_of_10"] == 20
     for label in ("Flow Euler", "Flow Heun", "Flow PC"):
         assert label in result["samplers"], label

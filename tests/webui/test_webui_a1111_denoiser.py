@@ -264,9 +264,8 @@ def test_flow_sampler_with_flow_off_is_refused_with_a_message():
         function(eps_denoiser, torch.zeros(1, 4, 2, 2), torch.tensor([14.6, 1.0, 0.0]))
     with pytest.raises(a1111.FlowSamplingError, match="needs Flow sampling on") as refused:
         a1111.flow_shift_scheduler(10, 0.03, 14.6, object(), "cpu")
-    # it names what Automatic gives the Flow samplers (was: "Flow shift is the Flow samplers' default",
-    # while Flow PC and Flow SDE get Flow PC)
-    assert "Automatic gives them 'Flow PC' or 'Flow shift'" in str(refused.value)
+    # it names what Automatic gives the Flow samplers, from the registry
+    assert "Automatic gives them 'Flow PC')" in str(refused.value)
 
 
 def test_flow_sampler_signatures_expose_what_a1111_passes():
