@@ -349,10 +349,7 @@ def sample_flow_pc(model, x, sigmas, extra_args=None, callback=None, disable=Non
     _check_pc_order(order)
     extra_args = {} if extra_args is None else extra_args
     history, previous, first, evaluated, steady = [], None, (x, flow[0]), 0, True
-    for i in _progress(steps, disable, "flow pc"):
-        sigma, sigma_next = flow[i], flow[i + 1]
-        if sigma_next == sigma:
-            continue
+    for i, sigma, sigma_next in _flow_steps(flow, disable, "flow pc"):
         denoised = model(x, _sigma_batch(x, sigmas[i]), **extra_args)
         velocity = (x - denoised) / sigma
         if previous is not None:

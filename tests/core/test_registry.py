@@ -5,7 +5,9 @@ import inspect
 import pytest
 import torch
 
-from model_sampling_flow import oracles, registry, samplers
+from model_sampling_flow import oracles, registry, samplers, schedulers
+from model_sampling_flow.model_sampling import FlowModelSampling
+from model_sampling_flow.oracles import gaussian_field, mixture_field
 
 
 @pytest.mark.parametrize("entry", registry.SAMPLERS, ids=lambda e: e.name)
@@ -86,9 +88,6 @@ def test_schedulers_and_default():
 def test_automatic_schedule_beats_the_trainers_for_every_deterministic_flow_sampler(shift, steps):
     # the webuis' "Automatic" gives a Flow sampler its entry's schedule (flow_pc for all of them): on the
     # Gaussian and the mixtures it is more accurate than the trainers' flow_shift for each one
-    from model_sampling_flow import schedulers
-    from model_sampling_flow.model_sampling import FlowModelSampling
-    from model_sampling_flow.oracles import gaussian_field, mixture_field
     fields = [gaussian_field(0.5, 0.3), mixture_field(), mixture_field((-1.0, 1.0), (0.2, 0.2), (0.5, 0.5)),
               mixture_field((-0.5, 0.6), (0.06, 0.12), (0.55, 0.45))]
     x1 = torch.randn((1, 4, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
@@ -108,9 +107,6 @@ def test_automatic_schedule_beats_the_trainers_for_every_deterministic_flow_samp
 def test_automatic_schedule_brings_every_stochastic_flow_sampler_closer_to_the_data_std():
     # 20 steps, shift 3: flow_shift's last sigma is 0.14 and the stochastic samplers return the
     # denoised from there (Flow Euler a std 0.213, Flow SDE 0.264 for 0.3); flow_pc's is 0.008
-    from model_sampling_flow import schedulers
-    from model_sampling_flow.model_sampling import FlowModelSampling
-    from model_sampling_flow.oracles import gaussian_field
     field = gaussian_field(0.5, 0.3)
     model_sampling = FlowModelSampling(shift=3.0)
     for entry in registry.SAMPLERS:
