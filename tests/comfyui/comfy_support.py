@@ -12,12 +12,14 @@ import tempfile
 
 import torch
 
-from flow_test_support import bar, models
-from flow_test_support.files import make_writable
-from model_sampling_flow import oracles
-
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # tests/: the shared stand-ins
 REPO = os.path.dirname(TESTS)
+if __name__ == "__main__":      # run as a script (the table for docs/comfyui.md): the core and the test toolkit
+    sys.path[:0] = [REPO, TESTS]
+
+from flow_test_support import bar, models  # noqa: E402
+from flow_test_support.files import make_writable  # noqa: E402
+from model_sampling_flow import oracles  # noqa: E402
 
 _BASE_DIRECTORY = None
 
@@ -179,7 +181,6 @@ def sampler_statistics(model, sampler_name, field, seed=1, steps=TABLE_STEPS, sc
 if __name__ == "__main__":
     # python tests/comfyui/comfy_support.py [ve|flow|sd3]: print the table for docs/comfyui.md
     os.environ.setdefault("COMFYUI_DIR", os.path.join(REPO, "..", "shared", "hosts", "ComfyUI"))
-    sys.path.insert(0, REPO)
     from flow_test_support.comfyui import import_comfyui
     import_comfyui()
     package = load_repo_as_custom_node()

@@ -14,12 +14,14 @@ import sys
 
 import pytest
 
+from model_sampling_flow import registry  # noqa: E402
 from webui_server import WebuiServer, components_by_elem_id, dependencies_on  # noqa: E402
 
 pytestmark = pytest.mark.webui_server
 
 KINDS = ("a1111", "reforge", "forge")
-FLOW_SAMPLERS = ("Flow Euler", "Flow Heun", "Flow Euler a", "Flow SDE", "Flow Multistep")
+FLOW_SAMPLERS = tuple(entry.label for entry in registry.SAMPLERS)          # what the dropdowns must list
+FLOW_SCHEDULES = tuple(entry.label for entry in registry.SCHEDULERS)
 DEFAULTS = {"mode": "Off", "shift": 3.0, "mapping": "continuous", "resolution": False}
 # a Settings change the next launch must show in the accordion
 CHANGED_OPTIONS = {"flow_sampling_mode": "Auto", "flow_sampling_shift": 5.0,
@@ -119,7 +121,7 @@ def test_sampler_and_schedule_lists(served):
     if served["kind"] == "a1111":
         assert set(FLOW_SAMPLERS) <= set(served["first"]["samplers"])
         assert {"DDIM", "PLMS", "UniPC", "Euler"} <= set(served["first"]["samplers"])
-        assert "Flow shift" in served["first"]["schedulers"]
+        assert set(FLOW_SCHEDULES) <= set(served["first"]["schedulers"])
 
 
 def test_scripts_and_options(served):
