@@ -333,7 +333,11 @@ def sample_flow_pc(model, x, sigmas, extra_args=None, callback=None, disable=Non
     polynomial uses a past velocity only while the spacing of the nodes stays within
     STEP_RATIO_LIMIT of the step (else the order drops, down to Euler), so schedules other than
     flow_pc (Karras, exponential, simple at high shift) do not extrapolate far beyond their nodes.
-    A repeated sigma is skipped without a model call.
+    Under guidance (CFG 3-7) two per-sample checks keep it stable, without model calls: a sample
+    whose corrector moves it by more than PC_UNSTABLE_RATIO of its step drops one order for the rest
+    of the run, and each predictor step uses the highest order whose polynomial agrees with the one
+    below within PC_EXTRAPOLATION_RATIO of the Euler step (tests/core/test_samplers_cfg.py). Each
+    sample's result depends on that sample alone. A repeated sigma is skipped without a model call.
 
     order=None picks the order from the number of steps: 4 below 12 steps, 5 from 12 on (a
     choice made on the oracle fields). The first steps use the history there is. Pair it with
@@ -349,20 +353,26 @@ def sample_flow_pc(model, x, sigmas, extra_args=None, callback=None, disable=Non
     _check_pc_order(order)
     extra_args = {} if extra_args is None else extra_args
     history, previous, first, evaluated, steady = [], None, (x, flow[0]), 0, True
+    orders = torch.full((x.shape[0],), order, device=x.device)      # per sample: lowered where unstable
     for i, sigma, sigma_next in _flow_steps(flow, disable, "flow pc"):
         denoised = model(x, _sigma_batch(x, sigmas[i]), **extra_args)
         velocity = (x - denoised) / sigma
         if previous is not None:
-            nodes = (history + [(sigma, velocity)])[-(order + 1):]
-            if steady and evaluated <= order:
-                # while every velocity since the start fits one corrector polynomial, correct the
-                # whole way from the start, so the warm-up steps are not lower order
-                x_start, sigma_start = first
-            else:
-                x_start, sigma_start = previous
-                nodes = nodes[-(_steady_nodes([node for node, _ in nodes[:-1]], sigma_start, sigma) + 1):]
-            weights = _local_adams_weights([node for node, _ in nodes], sigma_start, sigma)
-            x = x_start + sum(w * v for w, (_, v) in zip(weights, nodes))
+            corrected = x
+            for o in sorted(set(orders.tolist())):
+                nodes = (history + [(sigma, velocity)])[-(o + 1):]
+                if steady and evaluated <= o:
+                    # while every velocity since the start fits one corrector polynomial, correct the
+                    # whole way from the start, so the warm-up steps are not lower order
+                    x_start, sigma_start = first
+                else:
+                    x_start, sigma_start = previous
+                    nodes = nodes[-(_steady_nodes([node for node, _ in nodes[:-1]], sigma_start, sigma) + 1):]
+                corrected = torch.where(_per_sample_mask(orders == o, x),
+                                        _adams_step(x_start, nodes, sigma_start, sigma), corrected)
+            unstable = _per_sample_rms(corrected - x) > PC_UNSTABLE_RATIO * _per_sample_rms(x - previous[0])
+            orders = torch.where(unstable & (orders > PC_UNSTABLE_ORDER), orders - 1, orders)
+            x = corrected
         _report(callback, x, i, sigmas[i], denoised)
         history = (history + [(sigma, velocity)])[-order:]
         evaluated += 1
@@ -370,10 +380,40 @@ def sample_flow_pc(model, x, sigmas, extra_args=None, callback=None, disable=Non
         if sigma_next == 0.0:
             nodes = nodes[-LAST_STEP_ORDER:]
         steady = steady and len(nodes) == len(history)
-        weights = _local_adams_weights([node for node, _ in nodes], sigma, sigma_next)
         previous = (x, sigma)
-        x = x + sum(w * v for w, (_, v) in zip(weights, nodes))
+        x = _checked_extrapolation(x, nodes, sigma, sigma_next, orders)
     return x
+
+
+def _adams_step(x, nodes, start, end):
+    """x + the integral from start to end of the polynomial through nodes ((sigma, velocity) pairs)."""
+    weights = _local_adams_weights([node for node, _ in nodes], start, end)
+    return x + sum(w * v for w, (_, v) in zip(weights, nodes))
+
+
+def _per_sample_rms(tensor):
+    return tensor.double().flatten(1).pow(2).mean(1).sqrt()
+
+
+def _per_sample_mask(mask, x):
+    return mask.reshape([-1] + [1] * (x.ndim - 1))
+
+
+def _checked_extrapolation(x, nodes, start, end, orders):
+    """Flow PC's predictor: per sample the highest order k <= its order (and <= len(nodes)) whose
+    polynomials of orders 2..k each change the step of the one below by at most PC_EXTRAPOLATION_RATIO
+    of the Euler step; the others extrapolate wildly (guided fields, long steps)."""
+    predictions = [_adams_step(x, nodes[-k:], start, end) for k in range(1, len(nodes) + 1)]
+    euler_move = _per_sample_rms(predictions[0] - x)
+    chosen = torch.ones_like(orders)
+    agrees = torch.ones_like(orders, dtype=torch.bool)
+    for k in range(2, len(nodes) + 1):
+        agrees = agrees & (_per_sample_rms(predictions[k - 1] - predictions[k - 2]) <= PC_EXTRAPOLATION_RATIO * euler_move)
+        chosen = torch.where(agrees & (orders >= k), torch.full_like(chosen, k), chosen)
+    out = predictions[0]
+    for k in range(2, len(nodes) + 1):
+        out = torch.where(_per_sample_mask(chosen == k, x), predictions[k - 1], out)
+    return out
 
 
 # Flow PC fits one polynomial through past velocities only while their spacing stays within this
@@ -397,6 +437,21 @@ STEP_RATIO_MARGIN = 2e-4
 # more than three velocities swings there on multimodal data (two modes at +-1, shift 3, simple,
 # 28 steps, the benchmark's 1x4x32x32 noise: RMSE 0.133 at order 5, 0.028 at 3, Flow Euler 0.037).
 LAST_STEP_ORDER = 3
+
+
+# Under classifier-free guidance the guided velocity can be stiff (at CFG 5-7 it pulls x onto the
+# cond modes far faster than the data's own velocity does) and far from polynomial over a long step,
+# and high-order Adams steps go unstable: on benchmarks/bench_cfg.py's guided fields Flow PC at order 5
+# on the flow_pc schedule, 20-28 steps, reached RMSE 0.067 (CFG 5) and 0.20 (CFG 7), Flow Euler 0.12,
+# and on `simple` at shift 3 (last step 0.14 -> 0 at 20 steps) 2.9 at CFG 7 (Flow Euler 0.05). Two
+# per-sample checks, no extra model call: where the corrector moves x by more than PC_UNSTABLE_RATIO of
+# the step's own movement, that sample's order drops by one for the rest of the run (down to
+# PC_UNSTABLE_ORDER); and each predictor step uses the highest order whose polynomial changes the
+# step of the order below by at most PC_EXTRAPOLATION_RATIO of the Euler step. Effect and cost:
+# docs/bench_cfg.txt and ARCHITECTURE's samplers section (unguided fields on flow_pc: unchanged).
+PC_UNSTABLE_RATIO = 0.3
+PC_UNSTABLE_ORDER = 2
+PC_EXTRAPOLATION_RATIO = 0.5
 
 
 def _steady_nodes(nodes, start, end):

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from model_sampling_flow.oracles import GaussianMixtureField, gaussian_field, mixture_field
+from model_sampling_flow.oracles import GaussianMixtureField, GuidedField, gaussian_field, mixture_field
 
 FIELDS = {"gaussian": gaussian_field(0.5, 0.3), "mixture": mixture_field()}
 
@@ -60,3 +60,44 @@ def test_bad_fields_are_rejected():
         GaussianMixtureField([0.0], [1.0], [-1.0])
     with pytest.raises(ValueError, match="equal-length"):
         GaussianMixtureField([0.0, 1.0], [1.0], [1.0])
+
+
+# ---- the CFG field: no closed form, a reference solve checked against the closed forms it contains
+COND = mixture_field((-1.0, 1.0), (0.2, 0.2), (0.7, 0.3))
+UNCOND = mixture_field((-1.0, 1.0), (0.3, 0.3), (0.5, 0.5))
+
+
+def _noise(count=4096, seed=7):
+    return torch.randn(count, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+@pytest.mark.parametrize("scale, exact", [(1.0, COND), (0.0, UNCOND)])
+def test_guided_reference_matches_the_closed_form_where_there_is_one(scale, exact):
+    """At CFG 1 the guided field is cond, at 0 uncond: the reference solve must give their exact endpoints."""
+    noise = _noise()
+    error = (GuidedField(COND, UNCOND, scale).endpoint(noise) - exact.endpoint(noise)).abs().max()
+    assert float(error) < 1e-8
+
+
+def test_guided_reference_has_converged_at_cfg_5():
+    field, noise = GuidedField(COND, UNCOND, 5.0), _noise()
+    coarse, fine = field.endpoint(noise, steps=1000), field.endpoint(noise)
+    assert float((coarse - fine).pow(2).mean().sqrt()) < 1e-8
+    # and guidance moved it: CFG 5 is not CFG 1
+    assert float((fine - COND.endpoint(noise)).abs().max()) > 0.1
+
+
+def test_guided_denoiser_is_uncond_plus_scale_times_the_difference():
+    x, sigma = _noise(16), torch.full((16,), 0.4, dtype=torch.float64)
+    field = GuidedField(COND, UNCOND, 3.0)
+    expected = UNCOND(x, sigma) + 3.0 * (COND(x, sigma) - UNCOND(x, sigma))
+    assert torch.equal(field(x, sigma), expected)
+    assert field.calls == 1
+    field.endpoint(_noise(8), steps=10)
+    assert field.calls == 1          # the reference solve does not count as the sampler's calls
+
+
+@pytest.mark.parametrize("scale", [float("nan"), float("inf"), "5", True, None])
+def test_guided_field_rejects_a_bad_scale(scale):
+    with pytest.raises(ValueError, match="scale"):
+        GuidedField(COND, UNCOND, scale)
