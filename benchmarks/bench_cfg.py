@@ -9,10 +9,10 @@ of a positive-prompt field and a negative-prompt field (a Gaussian pair, a two-m
 favours one mode, a three-mode pair); the exact answer is the converged float64 reference solve of
 the guided ODE. Every deterministic registry sampler x every scheduler of ours gets the most steps
 whose model calls fit each budget (8, 12, 20, 28: steps for the one-call samplers), shifts 3 and 6,
-CFG 1, 3 and 5, latents 1x4x32x32 from one seed. Peers are not run here (the ComfyUI harness
+CFG 1, 3, 5 and 7, latents 1x4x32x32 from one seed. Peers are not run here (the ComfyUI harness
 of bench_samplers.py feeds one field to cond and uncond alike). Printed per case: each sampler on
-the schedule the webuis' Automatic gives it, the best pair of ours, and per budget how Flow PC on
-its schedule compares with the best pair (ratio).
+the schedule the webuis' Automatic gives it, Flow PC and Flow Euler on `simple`, the best pair of
+ours, and per budget how Flow PC on its schedule compares with the best pair (ratio).
 """
 import argparse
 import os
@@ -39,10 +39,12 @@ PAIRS = {
                     "cond 0.3 N(-0.8, 0.1^2) + 0.4 N(0.1, 0.15^2) + 0.3 N(0.9, 0.12^2), uncond the same "
                     "means, stds 0.2/0.25/0.2, weights 0.4/0.2/0.4"),
 }
-SCALES = (1.0, 3.0, 5.0)
+SCALES = (1.0, 3.0, 5.0, 7.0)       # 7: A1111's default CFG
 SHIFTS = (3.0, 6.0)
 BUDGETS = (8, 12, 20, 28)
 RECOMMENDED = ("flow_pc", registry.SAMPLERS_BY_NAME["flow_pc"].scheduler)
+# besides each sampler on its own schedule: ComfyUI's everyday `simple` scheduler (shifted time, long last step)
+ALSO = (("flow_pc", "simple"), ("flow_euler", "simple"))
 
 
 def measure(pairs, scales, shifts, budgets, say):
@@ -58,14 +60,13 @@ def measure(pairs, scales, shifts, budgets, say):
 
 def report(name, description, scale, shift, budgets, results, say):
     say(f"\n{name}, CFG {scale:g}, shift {shift:g}: {description}")
-    say(" NFE | " + " | ".join(f"{entry.name + ' + ' + entry.scheduler:>26s}" for entry in registry.SAMPLERS
-                               if not entry.stochastic) + " |                   best pair of ours | ratio")
+    columns = [(entry.name, entry.scheduler) for entry in registry.SAMPLERS if not entry.stochastic] + list(ALSO)
+    say(" NFE | " + " | ".join(f"{sampler + ' + ' + scheduler:>26s}" for sampler, scheduler in columns)
+        + " |                   best pair of ours | ratio")
     for k, nfe in enumerate(budgets):
         cells = []
-        for entry in registry.SAMPLERS:
-            if entry.stochastic:
-                continue
-            fit = results[(entry.name, entry.scheduler)][k]
+        for pair in columns:
+            fit = results[pair][k]
             cells.append(f"{fit[0]:17.2e} ({fit[1]:2d})" + " " * 4 if fit else f"{'-':>26s}")
         fitted = {pair: fits[k] for pair, fits in results.items() if fits[k]}
         best = min(fitted, key=lambda pair: fitted[pair][0])
@@ -90,7 +91,8 @@ def main(argv=None):
 
     say("RMSE to the guided ODE's endpoint (float64 reference solve) against model calls; latents "
         f"{'x'.join(map(str, SHAPE))}, one seed. Columns: each deterministic Flow sampler on the schedule the")
-    say("webuis' Automatic gives it (steps in brackets); the best of every Flow sampler x every schedule of ours;")
+    say("webuis' Automatic gives it (steps in brackets), Flow PC and Flow Euler on `simple`; the best of every Flow")
+    say("sampler x every schedule of ours;")
     say(f"ratio = {RECOMMENDED[0]} + {RECOMMENDED[1]} / that best pair.")
     measure({name: PAIRS[name] for name in args.fields}, args.scales, args.shifts, args.nfe, say)
     if args.text:
