@@ -11,6 +11,7 @@ and the benchmark use these as the truth. GuidedField (CFG of two fields) has no
 transport; its endpoint is a converged float64 reference solve.
 """
 import math
+import numbers
 
 import torch
 
@@ -159,7 +160,7 @@ class GuidedField:
     REFERENCE_SIGMA_MIN = 1e-7
 
     def __init__(self, cond, uncond, scale):
-        if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not math.isfinite(scale):
+        if not isinstance(scale, numbers.Real) or isinstance(scale, bool) or not math.isfinite(float(scale)):
             raise ValueError(f"scale must be a finite number, got {scale!r}")
         self.cond, self.uncond, self.scale = cond, uncond, float(scale)
         self.calls = 0

@@ -392,7 +392,9 @@ def _adams_step(x, nodes, start, end):
 
 
 def _per_sample_rms(tensor):
-    return tensor.double().flatten(1).pow(2).mean(1).sqrt()
+    """[batch] float32 RMS of each sample, each reduced on its own (so the same bits alone or in any
+    batch, whatever the thread count; float32 because MPS has no float64)."""
+    return torch.stack([sample.float().pow(2).mean().sqrt() for sample in tensor])
 
 
 def _per_sample_mask(mask, x):
@@ -448,7 +450,7 @@ LAST_STEP_ORDER = 3
 # the step's own movement, that sample's order drops by one for the rest of the run (down to
 # PC_UNSTABLE_ORDER); and each predictor step uses the highest order whose polynomial changes the
 # step of the order below by at most PC_EXTRAPOLATION_RATIO of the Euler step. Effect and cost:
-# docs/bench_cfg.txt and ARCHITECTURE's samplers section (unguided fields on flow_pc: unchanged).
+# docs/bench_cfg.txt (unguided fields on flow_pc: unchanged from 12 steps on, 0.5-1.3x at 4-8; README's Benchmark).
 PC_UNSTABLE_RATIO = 0.3
 PC_UNSTABLE_ORDER = 2
 PC_EXTRAPOLATION_RATIO = 0.5

@@ -97,7 +97,13 @@ def test_guided_denoiser_is_uncond_plus_scale_times_the_difference():
     assert field.calls == 1          # the reference solve does not count as the sampler's calls
 
 
-@pytest.mark.parametrize("scale", [float("nan"), float("inf"), "5", True, None])
+@pytest.mark.parametrize("scale", [float("nan"), float("inf"), "5", True, None, torch.tensor(5.0)])
 def test_guided_field_rejects_a_bad_scale(scale):
     with pytest.raises(ValueError, match="scale"):
         GuidedField(COND, UNCOND, scale)
+
+
+def test_guided_field_takes_any_real_scale():
+    import fractions
+    assert GuidedField(COND, UNCOND, fractions.Fraction(7, 2)).scale == 3.5
+    assert GuidedField(COND, UNCOND, -1).scale == -1.0

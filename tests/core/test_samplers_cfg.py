@@ -67,3 +67,13 @@ def test_unguided_fields_on_the_flow_pc_schedule_are_not_slowed():
     field at scale 1 is the cond field)."""
     errors = [error(samplers.sample_flow_pc, "gaussian", 1.0, "flow_pc", steps) for steps in (12, 24)]
     assert errors[0] < 3e-4 and errors[1] < 2e-5, errors
+
+
+def test_one_dimensional_latents_and_low_precision_still_sample():
+    """x of shape [batch] (no element axes) and float16 run as before the checks were added."""
+    field = GuidedField(*PAIRS["two_modes"], 7.0)
+    sigmas = schedulers.get_sigmas(FlowModelSampling(shift=3.0), "simple", 12)
+    flat = samplers.sample_flow_pc(field, NOISE.flatten()[:5].clone(), sigmas, disable=True)
+    assert flat.shape == (5,) and torch.isfinite(flat).all()
+    half = samplers.sample_flow_pc(field, NOISE[:, :, :4, :4].half(), sigmas, disable=True)
+    assert half.dtype == torch.float16 and torch.isfinite(half).all()
