@@ -394,6 +394,8 @@ def _adams_step(x, nodes, start, end):
 def _per_sample_rms(tensor):
     """[batch] float32 RMS of each sample, each reduced on its own (so the same bits alone or in any
     batch, whatever the thread count; float32 because MPS has no float64)."""
+    if tensor.shape[0] == 0:
+        return torch.zeros(0, device=tensor.device)
     return torch.stack([sample.float().pow(2).mean().sqrt() for sample in tensor])
 
 

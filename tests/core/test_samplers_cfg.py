@@ -77,3 +77,5 @@ def test_one_dimensional_latents_and_low_precision_still_sample():
     assert flat.shape == (5,) and torch.isfinite(flat).all()
     half = samplers.sample_flow_pc(field, NOISE[:, :, :4, :4].half(), sigmas, disable=True)
     assert half.dtype == torch.float16 and torch.isfinite(half).all()
+    empty = samplers.sample_flow_pc(field, torch.zeros((0, 4, 2, 2)), sigmas, disable=True)
+    assert empty.shape == (0, 4, 2, 2)
