@@ -24,21 +24,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.dirname(os.path.abspath(__file__)), os.path.join(ROOT, "tests")]
 
 from bench_samplers import SHAPE, our_pairs  # noqa: E402
+from flow_test_support.guided import GUIDED_PAIRS  # noqa: E402
 from model_sampling_flow import registry  # noqa: E402
-from model_sampling_flow.oracles import GaussianMixtureField, GuidedField, gaussian_field, mixture_field  # noqa: E402
+from model_sampling_flow.oracles import GuidedField  # noqa: E402
 
-# (cond, uncond, description): the negative prompt's data is broader and centred elsewhere
-PAIRS = {
-    "gaussian": (gaussian_field(0.5, 0.3), gaussian_field(0.0, 0.6),
-                 "cond N(0.5, 0.3^2), uncond N(0, 0.6^2)"),
-    "two_modes": (mixture_field((-1.0, 1.0), (0.2, 0.2), (0.7, 0.3)),
-                  mixture_field((-1.0, 1.0), (0.3, 0.3), (0.5, 0.5)),
-                  "cond 0.7 N(-1, 0.2^2) + 0.3 N(1, 0.2^2), uncond 0.5 N(-1, 0.3^2) + 0.5 N(1, 0.3^2)"),
-    "three_modes": (GaussianMixtureField([-0.8, 0.1, 0.9], [0.1, 0.15, 0.12], [0.3, 0.4, 0.3]),
-                    GaussianMixtureField([-0.8, 0.1, 0.9], [0.2, 0.25, 0.2], [0.4, 0.2, 0.4]),
-                    "cond 0.3 N(-0.8, 0.1^2) + 0.4 N(0.1, 0.15^2) + 0.3 N(0.9, 0.12^2), uncond the same "
-                    "means, stds 0.2/0.25/0.2, weights 0.4/0.2/0.4"),
-}
+PAIRS = GUIDED_PAIRS         # (cond, uncond, description) per name
 SCALES = (1.0, 3.0, 5.0, 7.0)       # 7: A1111's default CFG
 SHIFTS = (3.0, 6.0)
 BUDGETS = (8, 12, 20, 28)

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from flow_test_support.guided import GUIDED_PAIRS
 from model_sampling_flow.oracles import GaussianMixtureField, GuidedField, gaussian_field, mixture_field
 
 FIELDS = {"gaussian": gaussian_field(0.5, 0.3), "mixture": mixture_field()}
@@ -63,8 +64,7 @@ def test_bad_fields_are_rejected():
 
 
 # ---- the CFG field: no closed form, a reference solve checked against the closed forms it contains
-COND = mixture_field((-1.0, 1.0), (0.2, 0.2), (0.7, 0.3))
-UNCOND = mixture_field((-1.0, 1.0), (0.3, 0.3), (0.5, 0.5))
+COND, UNCOND, _ = GUIDED_PAIRS["two_modes"]
 
 
 def _noise(count=4096, seed=7):

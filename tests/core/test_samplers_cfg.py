@@ -7,16 +7,12 @@ measures the whole matrix, these tests hold the cases that failed before Flow PC
 import pytest
 import torch
 
+from flow_test_support.guided import GUIDED_PAIRS
 from model_sampling_flow import samplers, schedulers
 from model_sampling_flow.model_sampling import FlowModelSampling
-from model_sampling_flow.oracles import GaussianMixtureField, GuidedField, gaussian_field, mixture_field
+from model_sampling_flow.oracles import GuidedField
 
-PAIRS = {
-    "gaussian": (gaussian_field(0.5, 0.3), gaussian_field(0.0, 0.6)),
-    "two_modes": (mixture_field((-1.0, 1.0), (0.2, 0.2), (0.7, 0.3)), mixture_field((-1.0, 1.0), (0.3, 0.3), (0.5, 0.5))),
-    "three_modes": (GaussianMixtureField([-0.8, 0.1, 0.9], [0.1, 0.15, 0.12], [0.3, 0.4, 0.3]),
-                    GaussianMixtureField([-0.8, 0.1, 0.9], [0.2, 0.25, 0.2], [0.4, 0.2, 0.4])),
-}
+PAIRS = {name: (cond, uncond) for name, (cond, uncond, _) in GUIDED_PAIRS.items()}
 NOISE = torch.randn((1, 4, 32, 32), generator=torch.Generator().manual_seed(0))
 _ENDPOINTS = {}
 

@@ -8,6 +8,7 @@ each host's own Python (ComfyUI old and new, A1111, reForge, Forge).
 - `practical`: the webui practical suite's k-diffusion arguments, row figures and row judgement.
 - `suites`: the reForge / Forge harnesses' runner subprocesses and host check.
 - `comfyui`: ComfyUI imported on CPU from COMFYUI_DIR (the pytest fixture and the benchmarks).
+- `guided`: the CFG field pairs of the CFG tests and benchmarks/bench_cfg.py.
 
 Stdlib only (`models` imports torch), so any host's interpreter can import it with this folder's
 parent (tests/) on sys.path.
