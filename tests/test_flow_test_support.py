@@ -1,10 +1,13 @@
-"""The host-test toolkit's stand-in finder (tests/flow_test_support/standins.py), host-free."""
+"""The host-test toolkit, host-free: its stand-in finder (tests/flow_test_support/standins.py), the
+acceptance bar, the CFG network and the practical suites' CFG setting."""
 import importlib
 import sys
 
 import pytest
+import torch
 
-from flow_test_support import bar, standins
+from flow_test_support import bar, models, practical, standins
+from model_sampling_flow import oracles
 
 
 def test_a_stood_in_package_answers_every_submodule_and_name():
@@ -42,3 +45,34 @@ def test_a_missing_package_is_stood_in_only_when_its_import_fails():
                                                  (0.5, 0.321, False)])
 def test_the_acceptance_bar(mean, std, expected):
     assert bar.within(mean, std) is expected
+
+
+def test_the_guided_network_answers_negative_prompt_rows_with_uncond():
+    cond, uncond = oracles.gaussian_field(0.5, 0.3), oracles.gaussian_field(0.0, 0.6)
+    net = models.GuidedVelocityNetwork(cond, uncond)
+    x, t = torch.randn(2, 4, 2, 2), torch.full((2,), 500.0)
+    ctx = torch.stack([torch.ones(3, 8), torch.zeros(3, 8)])
+    out = net(x, t, context=ctx)
+    s = torch.full((2,), 0.5, dtype=torch.float64)
+    assert torch.allclose(out[0], cond.velocity(x.double(), s)[0].float())
+    assert torch.allclose(out[1], uncond.velocity(x.double(), s)[1].float())
+    assert net.negative_rows == 1 and net.calls == 1
+    assert torch.equal(net(x, t), cond.velocity(x.double(), s).float())
+    with pytest.raises(ValueError, match="context has 3 rows"):
+        net(x, t, context=torch.zeros(3, 3, 8))
+
+
+def test_the_practical_cfg_and_its_fields(monkeypatch):
+    monkeypatch.delenv(practical.CFG_VARIABLE, raising=False)
+    assert practical.practical_cfg() == 1.0
+    for bad in ("0.5", "nan", "inf", "x", ""):
+        monkeypatch.setenv(practical.CFG_VARIABLE, bad)
+        with pytest.raises(ValueError, match="FLOW_PRACTICAL_CFG"):
+            practical.practical_cfg()
+    monkeypatch.setenv(practical.CFG_VARIABLE, "5")
+    assert practical.practical_cfg() == 5.0
+    f = practical.practical_fields(5.0)
+    assert set(f) == {"gaussian", "two_modes", "three_modes"}
+    assert isinstance(f["two_modes"][2], oracles.GuidedField) and f["two_modes"][2].scale == 5.0
+    f1 = practical.practical_fields(1.0)
+    assert set(f1) == {"gaussian", "mixture"} and f1["mixture"][1] is None

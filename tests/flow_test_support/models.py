@@ -67,7 +67,43 @@ class ExactVelocityNetwork(torch.nn.Module):
         sigma = t / 1000.0 if self.timestep_to_sigma is None else self.timestep_to_sigma(t)
         if self.sigma_clamp is not None:
             sigma = sigma.clamp(*self.sigma_clamp)
-        return self.field.velocity(x.double(), sigma).to(x.dtype)
+        return self.velocity(x.double(), sigma, context).to(x.dtype)
+
+    def velocity(self, x, sigma, context):
+        """The field's velocity at x (B, ...) float64 and flow sigma (B,); `context` is unused here."""
+        return self.field.velocity(x, sigma)
+
+
+class GuidedVelocityNetwork(ExactVelocityNetwork):
+    """ExactVelocityNetwork for classifier-free guidance: a row whose cross-attention `context` is all
+    zeros (the negative prompt of the host harnesses: ComfyUI's `sdxl_conds`, the webui runners' empty
+    negative prompt) gets the exact velocity of `uncond`, every other row (and every row when no
+    context is passed) that of `cond`. The host's own CFG then combines them; the exact answer is
+    `model_sampling_flow.oracles.GuidedField(cond, uncond, cfg)`. Counts and records like its parent.
+    """
+
+    def __init__(self, cond, uncond, timestep_to_sigma=None, sigma_clamp=None):
+        super().__init__(cond, timestep_to_sigma, sigma_clamp)
+        self.uncond = uncond
+        self.negative_rows = 0      # rows answered with `uncond`, over all calls
+
+    def velocity(self, x, sigma, context):
+        negative = negative_rows(context, x.shape[0])
+        self.negative_rows += int(negative.sum())
+        if not bool(negative.any()):
+            return self.field.velocity(x, sigma)
+        mask = negative.reshape(-1, *[1] * (x.ndim - 1)).to(x.device)
+        return torch.where(mask, self.uncond.velocity(x, sigma), self.field.velocity(x, sigma))
+
+
+def negative_rows(context, batch):
+    """(batch,) bool: which rows of a cross-attention `context` (B, tokens, width) are all zeros, the
+    negative prompt's conditioning in the host harnesses; all False when `context` is None."""
+    if context is None:
+        return torch.zeros(batch, dtype=torch.bool)
+    if context.shape[0] != batch:
+        raise ValueError(f"context has {context.shape[0]} rows for a batch of {batch}")
+    return context.reshape(batch, -1).abs().amax(dim=1) == 0
 
 
 def exact_velocity_network(field, timestep_to_sigma=None, sigma_clamp=None):

@@ -1,9 +1,45 @@
 """The webui practical suite's shared pieces (A1111, reForge and Forge runners): the keyword arguments
 a webui passes to a k-diffusion sampler, and the reference figures of one table row.
 
-Runs inside each host's own Python, so it imports only the stdlib (and torch through its arguments).
+Runs inside each host's own Python, so it imports only the stdlib (and torch through its arguments;
+`practical_fields` imports model_sampling_flow when called).
 """
 import inspect
+import os
+
+# Classifier-free guidance of the practical suites: FLOW_PRACTICAL_CFG (a number, default 1).
+CFG_VARIABLE = "FLOW_PRACTICAL_CFG"
+
+
+def practical_cfg():
+    """The CFG scale the practical suites run at: float(FLOW_PRACTICAL_CFG), default 1.0.
+    Raises ValueError naming the variable when it is not a finite number >= 1."""
+    text = os.environ.get(CFG_VARIABLE, "1")
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 1 or value == float("inf"):
+        raise ValueError(f"{CFG_VARIABLE} must be a finite number >= 1, got {text!r}")
+    return value
+
+
+def practical_fields(cfg=1.0):
+    """The practical suites' fields, name -> (cond, uncond, reference).
+
+    At cfg 1: "gaussian" N(0.5, 0.3^2) and "mixture" (oracles.mixture_field()), uncond None (the
+    network answers every row with cond: the measurements of docs/practical_steps*.txt).
+    Above 1: the CFG pairs of flow_test_support.guided ("gaussian", "two_modes", "three_modes"), the
+    network answers negative-prompt rows with uncond (models.GuidedVelocityNetwork) and `reference`
+    is oracles.GuidedField(cond, uncond, cfg), the exact answer (its `endpoint` and denoiser).
+    """
+    from model_sampling_flow import oracles
+    if cfg == 1:
+        gaussian, mixture = oracles.gaussian_field(0.5, 0.3), oracles.mixture_field()
+        return {"gaussian": (gaussian, None, gaussian), "mixture": (mixture, None, mixture)}
+    from .guided import GUIDED_PAIRS
+    return {name: (cond, uncond, oracles.GuidedField(cond, uncond, cfg))
+            for name, (cond, uncond, _) in GUIDED_PAIRS.items()}
 
 
 def kdiffusion_kwargs(function, steps, sigmas, table, options, eta=1.0, noise_sampler=None):
