@@ -7,7 +7,13 @@ each within 0.01). Exact RF Gaussian N(0.5, 0.3^2) and two-component mixture, sh
 (1, 4, 8, 8) latent. Prints a markdown table and the worst pair; no assertions (the test
 tests/comfyui/test_comfyui_practical_steps.py asserts the bar).
 
+--cfg N (> 1) samples both sides at classifier-free guidance N with a negative prompt whose data is
+another field (the CFG pairs of tests/flow_test_support/guided.py: gaussian, two_modes, three_modes);
+the exact endpoint is that of oracles.GuidedField(cond, uncond, N). --sampler / --scheduler restrict
+the sweep.
+
     COMFYUI_DIR=/path/to/ComfyUI python benchmarks/bench_practical_steps_comfyui.py [--repo PATH] [--failures-only]
+    COMFYUI_DIR=/path/to/ComfyUI python benchmarks/bench_practical_steps_comfyui.py --cfg 5 --field two_modes
     COMFYUI_DIR=/path/to/ComfyUI python benchmarks/bench_practical_steps_comfyui.py --align-your-steps
 
 --repo loads another checkout of this repository as the custom node (for a before/after figure).
@@ -21,7 +27,7 @@ sys.path[:0] = [os.path.dirname(HERE), os.path.join(os.path.dirname(HERE), "test
                  os.path.join(os.path.dirname(HERE), "tests", "comfyui")]   # the core, tests' support, ComfyUI test helpers
 
 
-def comfyui_practical_steps(repo=None, fields=None, steps=None, on_row=None):
+def comfyui_practical_steps(repo=None, fields=None, steps=None, on_row=None, cfg=1.0, samplers=None, schedulers=None):
     """Rows of the practical-steps comparison in the ComfyUI at COMFYUI_DIR (see the module docstring)."""
     from flow_test_support.comfyui import import_comfyui
     import_comfyui()
@@ -29,9 +35,9 @@ def comfyui_practical_steps(repo=None, fields=None, steps=None, on_row=None):
     import comfy_support as support
     package = support.load_repo_as_custom_node(*(() if repo is None else (os.path.abspath(repo),)))
     kinds, rows = {}, []
-    for field in fields or practical.FIELDS:
+    for field in fields or practical.fields(cfg):
         for count in steps or practical.STEPS:
-            rows += practical.compare(package, field, count, kinds=kinds, on_row=on_row)
+            rows += practical.compare(package, field, count, samplers, schedulers, kinds=kinds, on_row=on_row, cfg=cfg)
     return rows
 
 
@@ -64,8 +70,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", help="checkout of this repository to load as the custom node")
     parser.add_argument("--failures-only", action="store_true", help="print only rows that miss the bar")
-    parser.add_argument("--field", action="append", choices=("gaussian", "mixture"))
+    parser.add_argument("--field", action="append", choices=("gaussian", "mixture", "two_modes", "three_modes"))
     parser.add_argument("--steps", action="append", type=int)
+    parser.add_argument("--cfg", type=float, default=1.0, help="classifier-free guidance scale (default 1)")
+    parser.add_argument("--sampler", action="append", help="only these samplers (default: every one ComfyUI lists)")
+    parser.add_argument("--scheduler", action="append", help="only these schedulers (default: every one)")
     parser.add_argument("--align-your-steps", action="store_true",
                         help="print only AlignYourStepsScheduler (SDXL, 10 steps) in both views")
     args = parser.parse_args()
@@ -74,6 +83,12 @@ def main():
     import comfy_practical_steps as practical
     import torch
     torch.set_num_threads(1)
+    if args.cfg < 1:
+        parser.error(f"--cfg must be >= 1, got {args.cfg}")
+    names = practical.fields(args.cfg)
+    unknown = [name for name in args.field or () if name not in names]
+    if unknown:
+        parser.error(f"--field {unknown[0]!r} is not a field at cfg {args.cfg:g} (choose from {', '.join(names)})")
     if args.align_your_steps:
         sigmas, rows = align_your_steps_rows()
         print("AlignYourStepsScheduler SDXL, 10 steps: sigmas " + ", ".join(f"{s:.3f}" for s in sigmas))
@@ -84,6 +99,12 @@ def main():
             print(f"| {view} | {sampler} | {mean:.4f} | {std:.4f} | {rmse:.4f} |")
         return
 
+    if args.cfg != 1:
+        from flow_test_support.comfyui import import_comfyui
+        import_comfyui()
+        import comfyui_version
+        print(f"ComfyUI {comfyui_version.__version__}, cfg {args.cfg:g}, shift {practical.SHIFT:g}, "
+              f"latent {'x'.join(map(str, practical.SHAPE))}, seed {practical.SEED}\n")
     print("| field | steps | sampler | scheduler | kind | ours | reference | bar |")
     print("|---|---|---|---|---|---|---|---|")
 
@@ -91,11 +112,16 @@ def main():
         if not args.failures_only or not row.get("passes", False):
             print(practical.format_row(row), flush=True)
 
-    rows = comfyui_practical_steps(args.repo, args.field, args.steps, on_row=show)
+    rows = comfyui_practical_steps(args.repo, args.field, args.steps, on_row=show, cfg=args.cfg,
+                                   samplers=args.sampler, schedulers=args.scheduler)
     judged = [row for row in rows if "refused" not in row and not row["excluded"]]
     failing = [row for row in judged if not row["passes"]]
     print(f"\n{len(judged) - len(failing)} of {len(judged)} pairs meet the bar "
           f"({sum(1 for row in rows if row['excluded'])} excluded, {sum(1 for row in rows if 'refused' in row)} refused)")
+    if args.cfg != 1:
+        unguided = [row for row in rows if row["negative_rows"] == 0]
+        print(f"negative-prompt rows answered by the uncond field: {sum(row['negative_rows'] for row in rows)}; "
+              f"pairs with none: {len(unguided)}")
     for kind in ("deterministic", "stochastic"):
         of_kind = [row for row in judged if row["kind"] == kind]
         if of_kind:

@@ -12,9 +12,17 @@ For one exact RF field (model_sampling_flow.oracles), one sampler, one scheduler
     computed over the flow sigma range (ModelSamplingSD3's) and mapped to VE; bar: mean and std
     each within 0.01 of the reference.
 A sampler counts as deterministic when two seeds give the same image from the same start noise.
+
+At classifier-free guidance `cfg` > 1 the fields are the CFG pairs of flow_test_support.practical
+(practical_fields(cfg)): the model's diffusion_model is models.GuidedVelocityNetwork(cond, uncond), so
+the negative prompt's rows (comfy_support.sdxl_conds: zero context) get uncond's velocity and ComfyUI's
+own CFG code combines them; both sides sample at `cfg` and the exact endpoint is the GuidedField's.
+Each row records `negative_rows`, the rows our run had answered by uncond (0 at cfg 1).
 """
 import torch
 
+from flow_test_support import models as test_models
+from flow_test_support.practical import practical_fields
 from model_sampling_flow import oracles, views
 
 import comfy_support as support
@@ -33,10 +41,21 @@ EXCLUDED = {"lcm": "for consistency-distilled models only",
             "dpmpp_2s_ancestral_cfg_pp": "wrong on any model (ComfyUI reuses a stale uncond)"}
 
 
-def models(package, field, shift=SHIFT):
-    """(ours in the default configuration, ModelSamplingSD3) over one analytic SDXL model."""
+def fields(cfg=1.0):
+    """name -> (cond, uncond, reference) of the sweep at `cfg`: FIELDS (uncond None, reference = the
+    field) at 1, the guided pairs with reference oracles.GuidedField(cond, uncond, cfg) above."""
+    if cfg == 1:
+        return {name: (field, None, field) for name, field in FIELDS.items()}
+    return practical_fields(cfg)
+
+
+def models(package, field, shift=SHIFT, uncond=None):
+    """(ours in the default configuration, ModelSamplingSD3) over one analytic SDXL model (its
+    diffusion_model a GuidedVelocityNetwork(field, uncond) when `uncond` is given)."""
     from comfy_extras.nodes_model_advanced import ModelSamplingSD3
     base = support.analytic_sdxl(field)
+    if uncond is not None:
+        base.model.diffusion_model = test_models.GuidedVelocityNetwork(field, uncond)
     node = package.NODE_CLASS_MAPPINGS["ModelSamplingFlowSDXL"]()
     defaults = {name: spec[1]["default"] for name, spec in node.INPUT_TYPES()["required"].items() if name != "model"}
     ours = node.patch(base, **dict(defaults, shift=shift))[0]
@@ -49,16 +68,16 @@ def _noise(shape=SHAPE, seed=SEED):
     return comfy.sample.prepare_noise(torch.zeros(shape), seed)
 
 
-def _statistics(out, model, field, exact):
+def _statistics(out, model, exact):
     out = out.double() * model.get_model_object("latent_format").scale_factor
     return {"mean": float(out.mean()), "std": float(out.std()),
             "rmse": float((out - exact).pow(2).mean().sqrt())}
 
 
-def run_ksampler(model, sampler, scheduler, steps, noise, seed=SEED):
+def run_ksampler(model, sampler, scheduler, steps, noise, seed=SEED, cfg=1.0):
     """comfy.sample.sample: the KSampler node's path (scheduler by name)."""
     return support.sample(model, sampler, scheduler, steps=steps, seed=seed, latent=torch.zeros_like(noise),
-                          noise=noise)
+                          noise=noise, cfg=cfg)
 
 
 def flow_range_ve_sigmas(ours, sd3, sampler, scheduler, steps):
@@ -72,51 +91,58 @@ def flow_range_ve_sigmas(ours, sd3, sampler, scheduler, steps):
     return ours.get_model_object("model_sampling").ve_schedule(flow)
 
 
-def run_with_sigmas(model, sampler, sigmas, noise, seed=SEED):
+def run_with_sigmas(model, sampler, sigmas, noise, seed=SEED, cfg=1.0):
     """comfy.samplers.sample with explicit sigmas (the SamplerCustom path)."""
     import comfy.samplers
     positive, negative = support.sdxl_conds(noise.shape[0], tokens=1)
-    return comfy.samplers.sample(model, noise, positive, negative, 1.0, model.load_device,
+    return comfy.samplers.sample(model, noise, positive, negative, cfg, model.load_device,
                                  comfy.samplers.sampler_object(sampler), sigmas, latent_image=torch.zeros_like(noise),
                                  disable_pbar=True, seed=seed)
 
 
-def is_deterministic(model, sampler, noise):
+def is_deterministic(model, sampler, noise, cfg=1.0):
     """Same start noise, two seeds for the sampler's own noise: identical output means deterministic."""
-    first = run_ksampler(model, sampler, "simple", 4, noise, seed=SEED)
-    second = run_ksampler(model, sampler, "simple", 4, noise, seed=SEED + 1000)
+    first = run_ksampler(model, sampler, "simple", 4, noise, seed=SEED, cfg=cfg)
+    second = run_ksampler(model, sampler, "simple", 4, noise, seed=SEED + 1000, cfg=cfg)
     return bool(torch.equal(first, second))
 
 
-def compare(package, field_name, steps, samplers=None, schedulers=None, kinds=None, on_row=None):
-    """Rows for every sampler x scheduler: ours vs reference and whether the bar holds."""
+def _negative_rows(model):
+    return getattr(model.model.diffusion_model, "negative_rows", 0)
+
+
+def compare(package, field_name, steps, samplers=None, schedulers=None, kinds=None, on_row=None, cfg=1.0):
+    """Rows for every sampler x scheduler at CFG `cfg`: ours vs reference and whether the bar holds."""
     import comfy.samplers
-    field = FIELDS[field_name]
-    ours, sd3 = models(package, field)
+    cond, uncond, reference = fields(cfg)[field_name]
+    ours, sd3 = models(package, cond, uncond=uncond)
     noise = _noise()
-    exact = field.endpoint(noise.double())
+    exact = reference.endpoint(noise.double())
     samplers = list(comfy.samplers.KSampler.SAMPLERS) if samplers is None else samplers
     schedulers = list(comfy.samplers.KSampler.SCHEDULERS) if schedulers is None else schedulers
     kinds = {} if kinds is None else kinds
     rows = []
     for sampler in samplers:
         if sampler not in kinds:
-            kinds[sampler] = "deterministic" if is_deterministic(sd3, sampler, noise) else "stochastic"
+            kinds[sampler] = "deterministic" if is_deterministic(sd3, sampler, noise, cfg) else "stochastic"
         for scheduler in schedulers:
             row = {"field": field_name, "steps": steps, "sampler": sampler, "scheduler": scheduler,
-                   "kind": kinds[sampler], "excluded": EXCLUDED.get(sampler)}
+                   "kind": kinds[sampler], "excluded": EXCLUDED.get(sampler), "cfg": cfg}
+            before = _negative_rows(ours)
             try:
-                row["ours"] = _statistics(run_ksampler(ours, sampler, scheduler, steps, noise), ours, field, exact)
+                row["ours"] = _statistics(run_ksampler(ours, sampler, scheduler, steps, noise, cfg=cfg), ours, exact)
             except ValueError as error:  # a refusal must say why and what to pick
                 row["refused"] = str(error)
                 rows.append(row)
                 continue
+            finally:
+                row["negative_rows"] = _negative_rows(ours) - before
             if kinds[sampler] == "deterministic":
-                row["reference"] = _statistics(run_ksampler(sd3, sampler, scheduler, steps, noise), sd3, field, exact)
+                row["reference"] = _statistics(run_ksampler(sd3, sampler, scheduler, steps, noise, cfg=cfg), sd3, exact)
                 row["passes"] = row["ours"]["rmse"] <= RMSE_RATIO * row["reference"]["rmse"] + RMSE_SLACK
             else:
                 sigmas = flow_range_ve_sigmas(ours, sd3, sampler, scheduler, steps)
-                row["reference"] = _statistics(run_with_sigmas(ours, sampler, sigmas, noise), ours, field, exact)
+                row["reference"] = _statistics(run_with_sigmas(ours, sampler, sigmas, noise, cfg=cfg), ours, exact)
                 row["passes"] = all(abs(row["ours"][k] - row["reference"][k]) <= MOMENT_TOLERANCE
                                     for k in ("mean", "std"))
             rows.append(row)

@@ -55,6 +55,30 @@ def test_every_sampler_and_scheduler_meets_the_bar(package, kinds, field, steps)
     assert named[("euler", "linear_quadratic")]["ours"]["std"] > 0.1  # not the flat image of the VE range
 
 
+CFG = 5.0
+CFG_SCHEDULERS = ("simple", "karras", "beta", "flow_pc")
+
+
+def test_every_sampler_meets_the_bar_at_cfg_5(package, kinds):
+    """ComfyUI's CFG code (cfg_function, the CFG++ samplers' post-CFG uncond) with our node: every sampler x
+    four schedulers, 20 steps, the two_modes pair; the full sweep is benchmarks/bench_practical_steps_comfyui.py."""
+    import comfy.samplers
+    samplers = list(comfy.samplers.KSampler.SAMPLERS)
+    assert "euler_cfg_pp" in samplers and "flow_euler" in samplers
+    rows = practical.compare(package, "two_modes", 20, samplers, list(CFG_SCHEDULERS), kinds=kinds, cfg=CFG)
+    assert len(rows) == len(samplers) * len(CFG_SCHEDULERS)
+    assert [row for row in rows if "refused" in row] == []
+    failing = [practical.format_row(row) for row in rows if not row["passes"] and not row["excluded"]]
+    assert failing == []
+    # the negative prompt reached the network and was answered by the uncond field in every pair
+    assert [practical.format_row(row) for row in rows if row["negative_rows"] < 1] == []
+    named = {(row["sampler"], row["scheduler"]): row for row in rows}
+    euler = named[("euler", "simple")]
+    assert euler["negative_rows"] == 20  # one uncond row per step: ComfyUI did not skip the negative prompt
+    # guidance changes the image: the guided cond's major mode (-1) wins over the unguided mixture
+    assert euler["ours"]["mean"] < -0.7 and euler["ours"]["rmse"] < 0.1, euler
+
+
 def test_sampler_view_table_matches_what_each_sampler_does(package, kinds):
     """Every ComfyUI sampler is classified, and 'flow' exactly when it is deterministic."""
     import comfy.samplers
