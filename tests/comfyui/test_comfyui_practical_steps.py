@@ -2,7 +2,8 @@
 
 Inside the real ComfyUI at COMFYUI_DIR (skips without it), with an SDXL model whose UNet returns
 the exact velocity of an RF field: every sampler x scheduler ComfyUI lists at 20 and 28 steps
-meets the bar of tests/comfyui/comfy_practical_steps.py in the node's default configuration; other models
+meets the bar of tests/comfyui/comfy_practical_steps.py in the node's default configuration, and at CFG 5
+(negative prompt answered by a second field) every sampler x four schedulers does; other models
 keep ComfyUI's schedules bit for bit; float32 table ends above 1 are accepted; ModelNoiseScale and
 the nodes that rebuild model sampling compose with ours.
 """
