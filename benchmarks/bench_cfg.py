@@ -13,6 +13,12 @@ CFG 1, 3, 5 and 7, latents 1x4x32x32 from one seed. Peers are not run here (the 
 of bench_samplers.py feeds one field to cond and uncond alike). Printed per case: each sampler on
 the schedule the webuis' Automatic gives it, Flow PC and Flow Euler on `simple`, the best pair of
 ours, and per budget how Flow PC on its schedule compares with the best pair (ratio).
+
+    python benchmarks/bench_cfg.py --schedules
+
+compares Flow PC with Flow Euler instead on every schedule of ours at equal steps (CFG 3, 5, 7; shifts
+3 and 6; 8, 20 and 28 steps; the three pairs): per schedule and step count the largest Flow PC / Flow Euler
+RMSE ratio, and the cases where Flow PC is more than 1.5x Flow Euler's error (unless both are below 0.01).
 """
 import argparse
 import os
@@ -25,7 +31,8 @@ sys.path[:0] = [ROOT, os.path.dirname(os.path.abspath(__file__)), os.path.join(R
 
 from bench_samplers import SHAPE, our_pairs  # noqa: E402
 from flow_test_support.guided import GUIDED_PAIRS  # noqa: E402
-from model_sampling_flow import registry  # noqa: E402
+from model_sampling_flow import registry, schedulers  # noqa: E402
+from model_sampling_flow.model_sampling import FlowModelSampling  # noqa: E402
 from model_sampling_flow.oracles import GuidedField  # noqa: E402
 
 PAIRS = GUIDED_PAIRS         # (cond, uncond, description) per name
@@ -65,6 +72,56 @@ def report(name, description, scale, shift, budgets, results, say):
             f" | {fitted[best][0]:.2e} {best[0] + '+' + best[1]:>24s} | {ratio:5.2f}")
 
 
+SCHEDULE_SCALES = (3.0, 5.0, 7.0)
+SCHEDULE_STEPS = (8, 20, 28)
+WORSE = 1.5         # Flow PC counted as worse than Flow Euler beyond this ratio ...
+BOTH_GOOD = 0.01    # ... unless both RMSEs are below this
+
+
+def compare_schedules(pairs, scales, shifts, steps_list, say):
+    """Flow PC / Flow Euler RMSE ratio on every schedule of ours, equal steps (= equal model calls)."""
+    noise = torch.randn(SHAPE, generator=torch.Generator().manual_seed(0))
+    names = list(schedulers.SCHEDULES_BY_NAME)
+    pc, euler = registry.SAMPLERS_BY_NAME["flow_pc"].function, registry.SAMPLERS_BY_NAME["flow_euler"].function
+    say("Flow PC against Flow Euler on each schedule, equal steps; cell = the largest Flow PC / Flow Euler RMSE "
+        "ratio over the fields and shifts")
+    say(f"({', '.join(pairs)}; shifts {', '.join(f'{s:g}' for s in shifts)}), with Flow PC's RMSE there in brackets. "
+        f"Worse = Flow PC > {WORSE:g} x Flow Euler and not both < {BOTH_GOOD:g}.")
+    worse = []
+    for scale in scales:
+        ratios = {}
+        for name, (cond, uncond, _) in pairs.items():
+            field = GuidedField(cond, uncond, scale)
+            exact = field.endpoint(noise.double()).float()
+            for shift in shifts:
+                ms = FlowModelSampling(shift=shift)
+                for steps in steps_list:
+                    for scheduler in names:
+                        sigmas = schedulers.get_sigmas(ms, scheduler, steps)
+                        errors = [float(((f(field, noise.clone(), sigmas, disable=True) - exact) ** 2).mean().sqrt())
+                                  for f in (pc, euler)]
+                        ratio = errors[0] / errors[1]
+                        key = (scheduler, steps)
+                        if key not in ratios or ratio > ratios[key][0]:
+                            ratios[key] = (ratio, errors[0])
+                        if errors[0] > WORSE * errors[1] and max(errors) >= BOTH_GOOD:
+                            worse.append((scale, name, shift, steps, scheduler, *errors))
+        say(f"\nCFG {scale:g}")
+        say(f"{'schedule':>14s} | " + " | ".join(f"{steps:>2d} steps        " for steps in steps_list))
+        for scheduler in names:
+            say(f"{scheduler:>14s} | " + " | ".join(
+                f"{ratios[(scheduler, steps)][0]:5.2f} ({ratios[(scheduler, steps)][1]:.2e})" for steps in steps_list))
+    for steps_group in (tuple(s for s in steps_list if s < 20), tuple(s for s in steps_list if s >= 20)):
+        if not steps_group:
+            continue
+        cases = [w for w in worse if w[3] in steps_group]
+        total = len(scales) * len(pairs) * len(shifts) * len(steps_group) * len(names)
+        say(f"\n{'/'.join(map(str, steps_group))} steps: Flow PC worse than Flow Euler in {len(cases)} of {total} cases")
+        for scale, name, shift, steps, scheduler, e_pc, e_euler in sorted(cases, key=lambda w: -w[5] / w[6])[:8]:
+            say(f"  {name}, CFG {scale:g}, shift {shift:g}, {steps} steps, {scheduler}: Flow PC {e_pc:.3f}, "
+                f"Flow Euler {e_euler:.3f}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fields", nargs="+", default=list(PAIRS), choices=list(PAIRS))
@@ -72,6 +129,8 @@ def main(argv=None):
     parser.add_argument("--shifts", type=float, nargs="+", default=list(SHIFTS))
     parser.add_argument("--nfe", type=int, nargs="+", default=list(BUDGETS))
     parser.add_argument("--text", default=None, help="also write the report to this file")
+    parser.add_argument("--schedules", action="store_true",
+                        help="compare Flow PC with Flow Euler on every schedule instead (see the module docstring)")
     args = parser.parse_args(argv)
     lines = []
 
@@ -79,12 +138,15 @@ def main(argv=None):
         print(line, flush=True)
         lines.append(line)
 
-    say("RMSE to the guided ODE's endpoint (float64 reference solve) against model calls; latents "
-        f"{'x'.join(map(str, SHAPE))}, one seed. Columns: each deterministic Flow sampler on the schedule the")
-    say("webuis' Automatic gives it (steps in brackets), Flow PC and Flow Euler on `simple`; the best of every Flow")
-    say("sampler x every schedule of ours;")
-    say(f"ratio = {RECOMMENDED[0]} + {RECOMMENDED[1]} / that best pair.")
-    measure({name: PAIRS[name] for name in args.fields}, args.scales, args.shifts, args.nfe, say)
+    if args.schedules:
+        compare_schedules({name: PAIRS[name] for name in args.fields}, SCHEDULE_SCALES, args.shifts, SCHEDULE_STEPS, say)
+    else:
+        say("RMSE to the guided ODE's endpoint (float64 reference solve) against model calls; latents "
+            f"{'x'.join(map(str, SHAPE))}, one seed. Columns: each deterministic Flow sampler on the schedule the")
+        say("webuis' Automatic gives it (steps in brackets), Flow PC and Flow Euler on `simple`; the best of every Flow")
+        say("sampler x every schedule of ours;")
+        say(f"ratio = {RECOMMENDED[0]} + {RECOMMENDED[1]} / that best pair.")
+        measure({name: PAIRS[name] for name in args.fields}, args.scales, args.shifts, args.nfe, say)
     if args.text:
         with open(args.text, "w") as handle:
             handle.write("\n".join(lines) + "\n")
