@@ -678,24 +678,47 @@ def timestep_reference(run, sampler_label, steps, noise, cond, uncond, cfg):
 
 def suite_practical(run):
     """Every listed sampler x every schedule type, 20 and 28 steps, at CFG practical_cfg()
-    (FLOW_PRACTICAL_CFG, default 1): ours (flow On, A1111's own process_images) against the reference
-    for the sampler's kind. At CFG 1 the Gaussian and mixture fields answer every row; above 1 the
-    guided pairs (practical_fields; default "gaussian" and "two_modes") answer the negative prompt's
-    rows with the uncond field, A1111's CFGDenoiser combines them, and the references call the exact
-    GuidedField; the timestep samplers then get their own reference (timestep_reference)."""
-    import torch
-    from flow_test_support.practical import practical_cfg, practical_fields, reference_figures
+    (FLOW_PRACTICAL_CFG, default 1), or the lists in FLOW_PRACTICAL_SAMPLERS / _SCHEDULERS / _STEPS /
+    _FIELDS: practical_rows. Fields by default: "gaussian" and "mixture" at CFG 1, "gaussian" and
+    "two_modes" above."""
+    from flow_test_support.practical import practical_cfg
     from modules import sd_schedulers
-    kinds = _sampler_kinds()
     cfg = practical_cfg()
     samplers = json.loads(os.environ["FLOW_PRACTICAL_SAMPLERS"]) if os.environ.get("FLOW_PRACTICAL_SAMPLERS") \
         else all_samplers()
     schedulers = json.loads(os.environ["FLOW_PRACTICAL_SCHEDULERS"]) \
         if os.environ.get("FLOW_PRACTICAL_SCHEDULERS") else [s.label for s in sd_schedulers.schedulers]
     steps_list = json.loads(os.environ.get("FLOW_PRACTICAL_STEPS", "[20, 28]"))
-    fields = practical_fields(cfg)
     default_fields = '["gaussian", "mixture"]' if cfg == 1 else '["gaussian", "two_modes"]'
     field_names = json.loads(os.environ.get("FLOW_PRACTICAL_FIELDS", default_fields))
+    return {"rows": practical_rows(run, cfg, samplers, schedulers, steps_list, field_names),
+            "shift": PRACTICAL_SHIFT, "cfg": cfg}
+
+
+# the tier's CFG case: deterministic and stochastic k-diffusion samplers, the Flow ones, the CFG++ one
+CFG_SAMPLERS = ("Euler", "DPM++ 2M", "Euler a", "DPM++ 2M SDE", "Flow Euler", "Flow Multistep", "Flow SDE",
+                "Flow PC", "DDIM", "DDIM CFG++")
+CFG_SCALE = 5.0
+
+
+def suite_cfg(run):
+    """The tier's CFG case: CFG_SAMPLERS at CFG 5, 20 steps, Automatic schedule, both guided fields
+    "gaussian" and "two_modes" (practical_rows)."""
+    return {"rows": practical_rows(run, CFG_SCALE, CFG_SAMPLERS, ["Automatic"], [20], ["gaussian", "two_modes"]),
+            "cfg": CFG_SCALE}
+
+
+def practical_rows(run, cfg, samplers, schedulers, steps_list, field_names):
+    """`samplers` x `schedulers` x `steps_list` x `field_names` at CFG `cfg`: ours (flow On, shift 3,
+    A1111's own process_images, batch 2, seed 31) against the reference for the sampler's kind,
+    {"field | steps | sampler | scheduler": row}. At CFG 1 the Gaussian and mixture fields answer every
+    row; above 1 the guided pairs (practical_fields) answer the negative prompt's rows with the uncond
+    field (the row's `negative_rows` counts them), A1111's CFGDenoiser combines them, the references
+    call the exact GuidedField, and the timestep samplers get their own reference (timestep_reference)."""
+    import torch
+    from flow_test_support.practical import practical_fields, reference_figures
+    kinds = _sampler_kinds()
+    fields = practical_fields(cfg)
     rows = {}
     for field_name in field_names:
         cond, uncond, exact = fields[field_name]
@@ -743,7 +766,7 @@ def suite_practical(run):
                         row["finite"] = bool(torch.isfinite(samples).all())
                     rows[f"{field_name} | {steps} | {sampler} | {scheduler}"] = row
     run.model.uncond = None
-    return {"rows": rows, "shift": PRACTICAL_SHIFT, "cfg": cfg}
+    return rows
 
 
 def suite_baseline(run):
