@@ -139,7 +139,14 @@ def main():
         for item in args.load:
             host, path = item.split("=", 1)
             with open(path) as handle:
-                results[host] = json.load(handle)
+                rows = json.load(handle)
+            # a --save file holds {host: rows}; take that host's rows (or its only host's)
+            if host in rows and isinstance(rows[host], (dict, str)):
+                rows = rows[host]
+            elif len(rows) == 1 and isinstance(next(iter(rows.values())), dict) \
+                    and "kind" not in next(iter(rows.values())):
+                rows = next(iter(rows.values()))
+            results[host] = rows
     else:
         results = {name: host_rows(prefix, function, args.extension)
                    for name, (prefix, function) in HOSTS.items() if not args.hosts or name in args.hosts}
