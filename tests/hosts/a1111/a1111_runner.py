@@ -8,6 +8,8 @@ The stand-in's data is per element N(MEAN, STD^2) (the core's gaussian_field): i
 the exact velocity for the flow input and the timestep it receives (continuous mapping, t = 1000
 sigma), so a correct flow sampler's output has that mean and std. Its "VAE" encodes any image as a
 fresh draw from the same distribution, so img2img, inpaint and hires passes must also land there.
+Its conditioning is all ones for a prompt and all zeros for the empty negative prompt; a suite that
+sets `uncond` (the CFG suites) gets that field's velocity for the negative prompt's rows.
 """
 import contextlib
 import hashlib
