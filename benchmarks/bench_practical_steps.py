@@ -1,6 +1,9 @@
 """Practical step counts: every sampler x schedule type a host lists, at 20 and 28 steps,
 flow sampling On (shift 3, cfg 1), on the exact RF Gaussian N(0.5, 0.3^2) and two-component mixture
-fields (model_sampling_flow/oracles.py), inside the real host.
+fields (model_sampling_flow/oracles.py), inside the real host. With --cfg C > 1 every host runs at
+CFG C (FLOW_PRACTICAL_CFG): the negative prompt's rows get the uncond field of a guided pair
+(tests/flow_test_support/guided.py), the host's own CFG combines them, and the references call the
+exact guided field (oracles.GuidedField).
 
 Prints, per available host, one line per (field, steps, sampler, schedule):
   deterministic samplers: RMSE to the exact ODE endpoint, ours vs the same sampler on the same-named
@@ -8,10 +11,13 @@ Prints, per available host, one line per (field, steps, sampler, schedule):
     bar: ours <= 1.1 x reference + 1e-3;
   stochastic samplers: mean / std, ours vs the same sampler in the VE view on the same-named schedule
     computed over the flow sigma range and mapped to VE (same seeds); bar: both within 0.01;
-  or the refusal. Then the worst pair per host.
+  A1111's timestep samplers (DDIM, DDIM CFG++, PLMS, UniPC) above CFG 1: RMSE to the exact ODE
+    endpoint, ours vs the same A1111 function on the pass's DDPM table with the exact guided noise;
+    bar as for deterministic samplers;
+  or the refusal. Then the counts, the worst pair per host and the worst deterministic / stochastic.
 
     A1111_DIR=... A1111_PYTHON=... [REFORGE_DIR=... REFORGE_PYTHON=... FORGE_DIR=... FORGE_PYTHON=...]
-        python benchmarks/bench_practical_steps.py [--extension PATH] [--hosts NAME ...]
+        python benchmarks/bench_practical_steps.py [--extension PATH] [--hosts NAME ...] [--cfg C]
         [--save OUT.json] [--load HOST=IN.json ...]
 
 A host is one entry in HOSTS: its environment-variable prefix and a function returning {key: row}.
@@ -69,11 +75,12 @@ def verdict(row):
     """(text, excess over the bar; > 0 misses it, None when refused or not judged)."""
     if row.get("error"):
         return "refused: " + row["error"].split("\n")[0][:150], None
-    if row.get("kind") == "timestep" or "ref_mean" not in row:
+    if (row.get("kind") == "timestep" and "rmse" not in row) or "ref_mean" not in row:
         return f"mean {row.get('mean', float('nan')):.4f} std {row.get('std', float('nan')):.4f} (not judged)", None
-    if row["kind"] == "deterministic":
+    if row["kind"] in ("deterministic", "timestep"):
         excess = row["rmse"] - (1.1 * row["ref_rmse"] + 1e-3)
-        return f"RMSE {row['rmse']:.4f}  native flow {row['ref_rmse']:.4f}", excess
+        reference = "native flow" if row["kind"] == "deterministic" else "same sampler, exact eps"
+        return f"RMSE {row['rmse']:.4f}  {reference} {row['ref_rmse']:.4f}", excess
     excess = max(abs(row["mean"] - row["ref_mean"]), abs(row["std"] - row["ref_std"])) - 0.01
     return (f"mean/std {row['mean']:.4f}/{row['std']:.4f}  VE on flow range "
             f"{row['ref_mean']:.4f}/{row['ref_std']:.4f}"), excess
@@ -84,18 +91,31 @@ def report(name, rows):
     if isinstance(rows, str):
         print(f"skipped: {rows}\n")
         return None
-    worst, misses, refused = None, 0, 0
+    worst, misses, refused, unjudged = None, 0, 0, 0
+    worst_of = {}           # "deterministic" / "stochastic" -> (key, excess, text)
+    negative_missing = []   # rows above CFG 1 whose negative prompt never reached the network
     for key in rows:
         text, excess = verdict(rows[key])
         mark = "" if excess is None or excess <= 0 else "  MISSES THE BAR"
         refused += text.startswith("refused")
+        unjudged += text.endswith("(not judged)")
         misses += bool(mark)
+        if not rows[key].get("error") and rows[key].get("negative_rows", 1) == 0:
+            negative_missing.append(key)
         print(f"{key:<58} {rows[key].get('kind', ''):<13} {text}{mark}")
         if excess is not None and (worst is None or excess > worst[1]):
             worst = (key, excess, text)
-    print(f"{len(rows)} pairs, {misses} miss the bar, {refused} refused")
+        group = "stochastic" if rows[key].get("kind") == "stochastic" else "deterministic"
+        if excess is not None and (group not in worst_of or excess > worst_of[group][1]):
+            worst_of[group] = (key, excess, text)
+    print(f"{len(rows)} pairs, {misses} miss the bar, {refused} refused, {unjudged} not judged")
+    if any("negative_rows" in row for row in rows.values()):
+        print(f"rows whose negative prompt never reached the network: {len(negative_missing)}"
+              + (f" ({', '.join(negative_missing[:5])})" if negative_missing else ""))
     if worst:
         print(f"worst pair: {worst[0]}: {worst[2]} (excess over the bar {worst[1]:+.4f})")
+    for group, (key, excess, text) in sorted(worst_of.items()):
+        print(f"worst {group}: {key}: {text} (excess {excess:+.4f})")
     print()
     return worst
 
@@ -106,21 +126,38 @@ def main():
     parser.add_argument("--save", help="write the raw rows (JSON) here")
     parser.add_argument("--load", nargs="*", help="print saved rows instead of measuring (host=path)")
     parser.add_argument("--hosts", nargs="*", help="measure only these hosts (names as printed)")
+    parser.add_argument("--cfg", help="classifier-free guidance scale for every host's run (FLOW_PRACTICAL_CFG; "
+                                      "default: the variable's value, else 1)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from flow_test_support.practical import CFG_VARIABLE, practical_cfg
+    if args.cfg is not None:
+        os.environ[CFG_VARIABLE] = args.cfg
+    cfg = practical_cfg()       # ValueError naming FLOW_PRACTICAL_CFG for a bad value
     if args.load:
         results = {}
         for item in args.load:
             host, path = item.split("=", 1)
             with open(path) as handle:
-                results[host] = json.load(handle)
+                rows = json.load(handle)
+            # a --save file holds {host: rows}; take that host's rows (or its only host's)
+            if host in rows and isinstance(rows[host], (dict, str)):
+                rows = rows[host]
+            elif len(rows) == 1 and isinstance(next(iter(rows.values())), dict) \
+                    and "kind" not in next(iter(rows.values())):
+                rows = next(iter(rows.values()))
+            results[host] = rows
     else:
         results = {name: host_rows(prefix, function, args.extension)
                    for name, (prefix, function) in HOSTS.items() if not args.hosts or name in args.hosts}
     if args.save:
         with open(args.save, "w") as handle:
             json.dump(results, handle)
-    print("Practical step counts: flow On, shift 3, cfg 1; Gaussian N(0.5, 0.3^2) and mixture fields.")
+    if cfg == 1:
+        print("Practical step counts: flow On, shift 3, cfg 1; Gaussian N(0.5, 0.3^2) and mixture fields.")
+    else:
+        print(f"Practical step counts: flow On, shift 3, cfg {cfg:g}; the guided pairs of "
+              f"tests/flow_test_support/guided.py, exact answer GuidedField.")
     print("Bars: deterministic RMSE <= 1.1 x native flow + 1e-3; stochastic |d mean|, |d std| <= 0.01.\n")
     for name, rows in results.items():
         report(name, rows)

@@ -8,6 +8,8 @@ The stand-in's data is per element N(MEAN, STD^2) (the core's gaussian_field): i
 the exact velocity for the flow input and the timestep it receives (continuous mapping, t = 1000
 sigma), so a correct flow sampler's output has that mean and std. Its "VAE" encodes any image as a
 fresh draw from the same distribution, so img2img, inpaint and hires passes must also land there.
+Its conditioning is all ones for a prompt and all zeros for the empty negative prompt; a suite that
+sets `uncond` (the CFG suites) gets that field's velocity for the negative prompt's rows.
 """
 import contextlib
 import hashlib
@@ -84,6 +86,7 @@ def make_model(checkpoint_path):
     import torch
     import sgm.modules.diffusionmodules.discretizer as discretizer
     from modules import prompt_parser
+    from flow_test_support import models
     try:
         from model_sampling_flow.oracles import gaussian_field
     except ImportError:     # the baseline webui has no extension: take the oracle from this checkout
@@ -123,6 +126,8 @@ def make_model(checkpoint_path):
             self.set_checkpoint(checkpoint_path)
             self.device = torch.device("cpu")            # LCM's denoiser reads it
             self.field = gaussian_field(MEAN, STD)      # the data distribution; suites may swap it
+            self.uncond = None          # the negative prompt's field (CFG suites); None: `field` for every row
+            self.negative_rows = 0      # rows seen with an all-zero cross-attention (the negative prompt)
             self.calls = 0
             self.timesteps = []
             self.decoded = []
@@ -137,12 +142,15 @@ def make_model(checkpoint_path):
             self.sd_model_checkpoint = path
 
         def get_learned_conditioning(self, texts):
-            n = len(texts)
-            return prompt_parser.DictWithShape({"crossattn": torch.zeros(n, 77, 2048),
-                                                "vector": torch.zeros(n, 2816)})
+            """A non-empty prompt's conditioning is all ones, the empty (negative) prompt's all zeros."""
+            prompt = torch.tensor([1.0 if str(text) else 0.0 for text in texts])
+            return prompt_parser.DictWithShape({"crossattn": prompt[:, None, None].expand(-1, 77, 2048).clone(),
+                                                "vector": prompt[:, None].expand(-1, 2816).clone()})
 
-        def apply_model(self, x, t, cond):
-            """The 'network': exact velocity of the RF Gaussian field at sigma = t / 1000."""
+        def apply_model(self, x, t, cond=None):
+            """The 'network': exact velocity of the RF field at sigma = t / 1000: `field`'s for every
+            row, or, when `uncond` is set, `uncond`'s for the rows whose cross-attention is all zeros
+            (the empty negative prompt; counted in `negative_rows`)."""
             self.calls += 1
             if self.fail_next:
                 self.fail_next = False
@@ -150,7 +158,14 @@ def make_model(checkpoint_path):
             t = t.to(torch.float64) if isinstance(t, torch.Tensor) else torch.tensor(float(t))
             self.timesteps.append(float(t.flatten()[0]))
             sigma = (t / 1000.0).clamp(1e-6, 1.0)
-            return self.field.velocity(x.double(), sigma.double()).to(x.dtype)
+            context = cond.get("crossattn") if isinstance(cond, dict) else None
+            negative = models.negative_rows(context, x.shape[0])
+            self.negative_rows += int(negative.sum())
+            velocity = self.field.velocity(x.double(), sigma.double())
+            if self.uncond is not None and bool(negative.any()):
+                mask = negative.reshape(-1, *[1] * (x.ndim - 1))
+                velocity = torch.where(mask, self.uncond.velocity(x.double(), sigma.double()), velocity)
+            return velocity.to(x.dtype)
 
         def ema_scope(self, *args, **kwargs):
             return contextlib.nullcontext()
@@ -597,29 +612,120 @@ def practical_reference(run, sampler_label, scheduler_label, steps, noise, field
     return out.double(), None, same_noise
 
 
-def _practical_fields():
-    from model_sampling_flow.oracles import gaussian_field, mixture_field
-    return {"gaussian": gaussian_field(MEAN, STD), "mixture": mixture_field()}
+class _CachedEndpoint:
+    """`field` (called as a flow denoiser) whose `endpoint(noise)` is computed once per noise tensor: the
+    guided fields' endpoint is a float64 RK4 solve of a few seconds, and every row of a field shares
+    the webui's noise (same seed and size)."""
+
+    def __init__(self, field):
+        self.field, self.cache = field, {}
+
+    def __call__(self, x, sigma, **kwargs):
+        return self.field(x, sigma, **kwargs)
+
+    def endpoint(self, noise):
+        key = (tuple(noise.shape), str(noise.dtype), hashlib.sha256(noise.contiguous().numpy().tobytes()).hexdigest())
+        if key not in self.cache:
+            self.cache[key] = self.field.endpoint(noise)
+        return self.cache[key]
+
+
+class GuidedEps:
+    """The timestep samplers' CFG denoiser, outside the extension: called as `model(x, t, **extra_args)`
+    with the DDPM state x (B, C, H, W) at timesteps t (B,) of `table` (the model's alphas_cumprod,
+    log-linear in between as UniPC's NoiseScheduleVP reads it), it answers the guided noise
+    eps_u + cfg * cond_scale_miltiplier * (eps_c - eps_u) of the exact flow fields `cond` / `uncond`
+    (x_vp = sqrt(a) x0 + sqrt(1 - a) noise is the flow state x_vp / (sqrt(a) + sqrt(1 - a)) at
+    sigma = sqrt(1 - a) / (sqrt(a) + sqrt(1 - a))), and keeps eps_u for DDIM CFG++ like CFGDenoiser."""
+
+    def __init__(self, table, cond, uncond, cfg):
+        self.inner_model = types.SimpleNamespace(inner_model=types.SimpleNamespace(alphas_cumprod=table))
+        self.table, self.cond, self.uncond, self.cfg = table.double(), cond, uncond, cfg
+        self.cond_scale_miltiplier, self.need_last_noise_uncond, self.last_noise_uncond = 1.0, False, None
+
+    def __call__(self, x, t, **kwargs):
+        import torch
+        t = torch.as_tensor(t).double().clamp(0, len(self.table) - 1)
+        low = t.floor().long()
+        high = (low + 1).clamp(max=len(self.table) - 1)
+        a = (self.table[low].log() + (t - low) * (self.table[high].log() - self.table[low].log())).exp()
+        a = a.reshape(-1, 1, 1, 1)
+        root_signal, root_noise = a.sqrt(), (1 - a).sqrt()
+        xd = x.double()
+        x_flow, sigma = xd / (root_signal + root_noise), root_noise / (root_signal + root_noise)
+        eps_c = (xd - root_signal * self.cond(x_flow, sigma)) / root_noise
+        eps_u = (xd - root_signal * self.uncond(x_flow, sigma)) / root_noise
+        if self.need_last_noise_uncond:
+            self.last_noise_uncond = eps_u.to(x.dtype)
+        return (eps_u + self.cfg * self.cond_scale_miltiplier * (eps_c - eps_u)).to(x.dtype)
+
+
+def timestep_reference(run, sampler_label, steps, noise, cond, uncond, cfg):
+    """DDIM / DDIM CFG++ / PLMS / UniPC's own A1111 function with A1111's timesteps on the table the
+    pass used (the model's alphas_cumprod while flow is on), the model being GuidedEps: the same
+    sampler on the exact guided noise, outside the extension. (samples, error)."""
+    from modules import sd_samplers
+    config = sd_samplers.find_sampler_config(sampler_label)
+    sampler = config.constructor(run.model)
+    sampler.config = config
+    p = types.SimpleNamespace(extra_generation_params={})
+    timesteps = sampler.get_timesteps(p, steps)
+    model = GuidedEps(run.model.alphas_cumprod, cond, uncond, cfg)
+    try:
+        return sampler.func(model, noise.float(), timesteps, extra_args={}, callback=lambda state: None,
+                            disable=True).double(), None
+    except Exception as error:  # noqa: BLE001  (reported in the table)
+        return None, f"{type(error).__name__}: {error}"
 
 
 def suite_practical(run):
-    """Every listed sampler x every schedule type, 20 and 28 steps, Gaussian and mixture fields:
-    ours (flow On, A1111's own process_images) against the reference for the sampler's kind."""
-    import torch
-    from flow_test_support.practical import reference_figures
+    """Every listed sampler x every schedule type, 20 and 28 steps, at CFG practical_cfg()
+    (FLOW_PRACTICAL_CFG, default 1), or the lists in FLOW_PRACTICAL_SAMPLERS / _SCHEDULERS / _STEPS /
+    _FIELDS: practical_rows. Fields by default: "gaussian" and "mixture" at CFG 1, "gaussian" and
+    "two_modes" above."""
+    from flow_test_support.practical import practical_cfg
     from modules import sd_schedulers
-    kinds = _sampler_kinds()
+    cfg = practical_cfg()
     samplers = json.loads(os.environ["FLOW_PRACTICAL_SAMPLERS"]) if os.environ.get("FLOW_PRACTICAL_SAMPLERS") \
         else all_samplers()
     schedulers = json.loads(os.environ["FLOW_PRACTICAL_SCHEDULERS"]) \
         if os.environ.get("FLOW_PRACTICAL_SCHEDULERS") else [s.label for s in sd_schedulers.schedulers]
     steps_list = json.loads(os.environ.get("FLOW_PRACTICAL_STEPS", "[20, 28]"))
-    fields = _practical_fields()
-    field_names = json.loads(os.environ.get("FLOW_PRACTICAL_FIELDS", '["gaussian", "mixture"]'))
+    default_fields = '["gaussian", "mixture"]' if cfg == 1 else '["gaussian", "two_modes"]'
+    field_names = json.loads(os.environ.get("FLOW_PRACTICAL_FIELDS", default_fields))
+    return {"rows": practical_rows(run, cfg, samplers, schedulers, steps_list, field_names),
+            "shift": PRACTICAL_SHIFT, "cfg": cfg}
+
+
+# the tier's CFG case: deterministic and stochastic k-diffusion samplers, the Flow ones, the CFG++ one
+CFG_SAMPLERS = ("Euler", "DPM++ 2M", "Euler a", "DPM++ 2M SDE", "Flow Euler", "Flow Multistep", "Flow SDE",
+                "Flow PC", "DDIM", "DDIM CFG++")
+CFG_SCALE = 5.0
+
+
+def suite_cfg(run):
+    """The tier's CFG case: CFG_SAMPLERS at CFG 5, 20 steps, Automatic schedule, both guided fields
+    "gaussian" and "two_modes" (practical_rows)."""
+    return {"rows": practical_rows(run, CFG_SCALE, CFG_SAMPLERS, ["Automatic"], [20], ["gaussian", "two_modes"]),
+            "cfg": CFG_SCALE}
+
+
+def practical_rows(run, cfg, samplers, schedulers, steps_list, field_names):
+    """`samplers` x `schedulers` x `steps_list` x `field_names` at CFG `cfg`: ours (flow On, shift 3,
+    A1111's own process_images, batch 2, seed 31) against the reference for the sampler's kind,
+    {"field | steps | sampler | scheduler": row}. At CFG 1 the Gaussian and mixture fields answer every
+    row; above 1 the guided pairs (practical_fields) answer the negative prompt's rows with the uncond
+    field (the row's `negative_rows` counts them), A1111's CFGDenoiser combines them, the references
+    call the exact GuidedField, and the timestep samplers get their own reference (timestep_reference)."""
+    import torch
+    from flow_test_support.practical import practical_fields, reference_figures
+    kinds = _sampler_kinds()
+    fields = practical_fields(cfg)
     rows = {}
     for field_name in field_names:
-        field = fields[field_name]
-        run.model.field = field
+        cond, uncond, exact = fields[field_name]
+        field = _CachedEndpoint(exact)
+        run.model.field, run.model.uncond = cond, uncond
         for steps in steps_list:
             for sampler in samplers:
                 kind = kinds.sampler_kind(sampler) or "stochastic"   # unknown: judged in distribution
@@ -627,18 +733,29 @@ def suite_practical(run):
                 size, batch = 128, 2
                 for scheduler in schedulers:
                     seed = 31
+                    run.model.negative_rows = 0
                     r = run.txt2img(sampler=sampler, scheduler=scheduler, steps=steps, seed=seed, batch=batch,
-                                    size=size, flow={"mode": "On", "shift": PRACTICAL_SHIFT}, keep_tensors=True)
+                                    size=size, flow={"mode": "On", "shift": PRACTICAL_SHIFT}, keep_tensors=True,
+                                    cfg=cfg)
                     row = {"kind": kind, "error": r["error"], "comments": r.get("comments", ""),
                            "seconds": r["seconds"]}
+                    if cfg != 1:
+                        row["negative_rows"] = run.model.negative_rows
                     tensors = r.pop("tensors", {}) or {}
                     samples, noise = tensors.get("samples"), tensors.get("noise")
                     if r["error"] is None and samples is not None and noise is not None and kind == "timestep":
-                        # DDIM / PLMS / UniPC step through alphas_cumprod: no k-diffusion reference here,
-                        # the timesteps suite judges them against Euler at 20 and 28 steps
+                        # DDIM / PLMS / UniPC step through alphas_cumprod: at CFG 1 no reference here (the
+                        # timesteps suite judges them against Euler at 20 and 28 steps); above 1 the same
+                        # sampler on the exact guided noise, held to the deterministic bar
                         samples = samples.double()
                         row.update(mean=float(samples.mean()), std=float(samples.std()),
                                    finite=bool(torch.isfinite(samples).all()))
+                        if cfg != 1:
+                            reference, ref_error = timestep_reference(run, sampler, steps, noise, cond, uncond, cfg)
+                            row["reference_error"] = ref_error
+                            if reference is not None:
+                                row.update(reference_figures(reference, field, noise, "deterministic", samples))
+                                row["ref_diff"] = float((samples - reference).pow(2).mean().sqrt())
                     elif r["error"] is None and samples is not None and noise is not None:
                         samples = samples.double()
                         row.update(mean=float(samples.mean()), std=float(samples.std()))
@@ -648,9 +765,14 @@ def suite_practical(run):
                         row["reference_error"], row["same_noise"] = ref_error, same_noise
                         if reference is not None:
                             row.update(reference_figures(reference, field, noise, kind, samples))
+                            if cfg != 1:    # how far each element is from the reference's: RMS, count > 0.1
+                                difference = samples - reference
+                                row["ref_diff"] = float(difference.pow(2).mean().sqrt())
+                                row["ref_far"] = int((difference.abs() > 0.1).sum())
                         row["finite"] = bool(torch.isfinite(samples).all())
                     rows[f"{field_name} | {steps} | {sampler} | {scheduler}"] = row
-    return {"rows": rows, "shift": PRACTICAL_SHIFT}
+    run.model.uncond = None
+    return rows
 
 
 def suite_baseline(run):
