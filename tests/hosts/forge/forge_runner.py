@@ -475,8 +475,8 @@ def _forge_flow_linker():
 
 def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, noise):
     """Forge's sampler function on Forge's same-named schedule computed over the flow table (its own
-    flow predictor's), on the exact field, outside our backend: natively in flow coordinates ('flow')
-    or in the VE view on that schedule mapped sigma / (1 - sigma), top -> the VE cap ('ve'). The same
+    flow predictor's), on the exact field (a GuidedField at cfg > 1), outside our backend: natively in
+    flow coordinates ('flow') or in the VE view on that schedule mapped sigma / (1 - sigma), top -> the VE cap ('ve'). The same
     noise as the pass: `noise` is its first ImageRNG draw, step noise comes from the same ImageRNG
     (TorchHijack) or Brownian trees on the same seeds. Returns (samples, error)."""
     import types
@@ -565,15 +565,32 @@ def _tier_schedulers(sampler, schedulers):
     return [s for s in schedulers if s in tier["schedulers_for_all"]]
 
 
+def _cached_endpoint(reference):
+    """`reference.endpoint` computed once per noise: a GuidedField's (cfg > 1) is a float64 RK4 solve of a
+    few seconds, and every row draws the same noise (seeds 31, 32)."""
+    solve, cache = reference.endpoint, {}
+
+    def endpoint(noise):
+        key = (tuple(noise.shape), noise.double().numpy().tobytes())
+        if key not in cache:
+            cache[key] = solve(noise)
+        return cache[key].clone()
+    reference.endpoint = endpoint
+    return reference
+
+
 def suite_practical():
-    """Every listed sampler (ours included) x every listed schedule type, 20 and 28 steps, Gaussian and
-    mixture fields, through Forge's process_images with flow On (shift 3, CFG 1); each row with the
-    reference for its kind. FLOW_PRACTICAL_{SAMPLERS,SCHEDULERS,STEPS,FIELDS} (JSON lists) narrow it."""
+    """Every listed sampler (ours included) x every listed schedule type, 20 and 28 steps, through Forge's
+    process_images with flow On (shift 3) at the CFG scale FLOW_PRACTICAL_CFG (default 1: the Gaussian and
+    mixture fields, one field answering every row; above 1: the guided pairs "gaussian" and "two_modes" by
+    default, the empty negative prompt's rows - Forge's SDXL engine zeroes that conditioning - answered by
+    the uncond field, judged against the exact guided field); each row with the reference for its kind and
+    the negative-prompt rows the network answered. FLOW_PRACTICAL_{SAMPLERS,SCHEDULERS,STEPS,FIELDS}
+    (JSON lists) narrow it."""
     import torch
-    from flow_test_support.practical import reference_figures
+    from flow_test_support.practical import practical_cfg, practical_fields, reference_figures
     session, sd_model = setup()        # puts the extension (model_sampling_flow) on sys.path
-    from flow_test_support.models import ExactVelocityNetwork
-    from model_sampling_flow.oracles import gaussian_field, mixture_field
+    from flow_test_support.models import ExactVelocityNetwork, GuidedVelocityNetwork
     from modules import sd_samplers, sd_schedulers
     session.capture.keep_noise = True
     if os.environ.get("FLOW_PRACTICAL_UNREFUSED"):      # measure what a refusal prevents (docs only)
@@ -586,26 +603,36 @@ def suite_practical():
     samplers = _env_list("FLOW_PRACTICAL_SAMPLERS", listed)
     schedulers = _env_list("FLOW_PRACTICAL_SCHEDULERS", all_schedulers)
     steps_list = _env_list("FLOW_PRACTICAL_STEPS", [20, 28])
-    fields = {"gaussian": gaussian_field(DATA_MEAN, DATA_STD), "mixture": mixture_field()}
+    cfg = practical_cfg()
+    fields = practical_fields(cfg)
     flow = ["On", PRACTICAL_SHIFT, "continuous", False, "ve"]
     rows = OUT.setdefault("rows", {})
-    for field_name in _env_list("FLOW_PRACTICAL_FIELDS", ["gaussian", "mixture"]):
-        field = fields[field_name]
-        kmodel.diffusion_model = ExactVelocityNetwork(field)
+    OUT["cfg"] = cfg
+    for field_name in _env_list("FLOW_PRACTICAL_FIELDS", ["gaussian", "mixture"] if cfg == 1 else ["gaussian", "two_modes"]):
+        cond, uncond, field = fields[field_name]
+        if uncond is None:
+            network = ExactVelocityNetwork(cond)
+        else:
+            network = GuidedVelocityNetwork(cond, uncond)
+            _cached_endpoint(field)
+        kmodel.diffusion_model = network
         for steps in steps_list:
             for sampler in samplers:
                 kind = kinds.sampler_kind(sampler) or "stochastic"      # unknown: judged in distribution
                 for scheduler in _tier_schedulers(sampler, schedulers):
                     t0 = time.time()
                     p = session.txt2img(sampler, scheduler, steps=steps, size=PRACTICAL_SIZE, seed=PRACTICAL_SEED,
-                                        flow=flow, batch=PRACTICAL_BATCH)
+                                        flow=flow, batch=PRACTICAL_BATCH, cfg=cfg)
                     row = {"kind": kind, "error": None}
+                    negative_before = getattr(network, "negative_rows", None)
                     try:
                         run(p)
                         samples = torch.stack(list(p.latents_after_sampling)).double()   # one per image
                     except Exception as error:     # a refusal's message, or a failure for the table
                         row["error"] = f"{type(error).__name__}: {error}"
                         samples = None
+                    if negative_before is not None:
+                        row["negative_rows"] = network.negative_rows - negative_before
                     noise = getattr(p, "flow_test_noise", None)
                     if samples is not None:
                         row.update(mean=float(samples.mean()), std=float(samples.std()),
@@ -622,7 +649,7 @@ def suite_practical():
                             row.update(reference_figures(reference, field, noise, kind))
                     row["seconds"] = round(time.time() - t0, 2)
                     rows[f"{field_name} | {steps} | {sampler} | {scheduler}"] = row
-    return {"rows": rows, "listed": listed, "schedulers": all_schedulers, "shift": PRACTICAL_SHIFT}
+    return {"rows": rows, "listed": listed, "schedulers": all_schedulers, "shift": PRACTICAL_SHIFT, "cfg": cfg}
 
 
 SUITES = {"reference": suite_reference, "practical": suite_practical, "samplers": suite_samplers,
