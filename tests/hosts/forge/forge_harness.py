@@ -19,7 +19,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "forge_runner.py")
 EXTENSION_NAME = "model-sampling-flow"
 SUITE_TIMEOUT = 1800
-SUITES = ("reference", "process_images", "samplers", "schedulers", "practical")
+SUITES = ("reference", "process_images", "samplers", "schedulers", "practical", "practical_cfg_tier")
 # The forge tier's practical sweep (the practical-step bar): every listed sampler on the schedule types that differ
 # most between the views, and every listed schedule type for the samplers the schedule matters most to,
 # at 20 and 28 steps on both fields (benchmarks/bench_practical_steps.py runs the full product;

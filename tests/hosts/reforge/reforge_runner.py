@@ -913,15 +913,16 @@ def suite_practical():
                     def before(p):
                         backend.before_sampling(p)
                         torch.manual_seed(GLOBAL_NOISE_SEED)    # the samplers drawing from the global generator
-                    negative_before = getattr(network, "negative_rows", None)
+                    negative_before, calls_before = getattr(network, "negative_rows", None), network.calls
                     try:
                         samples = host.txt2img(p, before_sampling=before).double()
                     except Exception as error:     # a refusal's message, or a failure for the table
                         row["error"] = f"{type(error).__name__}: {error}"
                         samples = None
                     row["seconds"] = round(time.time() - t0, 3)
-                    if negative_before is not None:
+                    if negative_before is not None:     # a batch of one image: one negative row per call
                         row["negative_rows"] = network.negative_rows - negative_before
+                        row["network_calls"] = network.calls - calls_before
                     if samples is not None:
                         row.update(mean=float(samples.mean()), std=float(samples.std()),
                                    finite=bool(torch.isfinite(samples).all()))
@@ -952,7 +953,29 @@ def suite_practical_tier():
     return suite_practical()
 
 
-SUITES = {"practical": suite_practical, "practical_tier": suite_practical_tier, "samplers": suite_samplers, "schedulers": suite_schedulers, "img2img": suite_img2img,
+# The tier's CFG case (test_reforge_practical.py): CFG 5 on the guided pairs, the negative prompt's rows answered
+# by the uncond field through reForge's own CFG (sampling_function's cond / uncond batch, cfg_function, the
+# CFG++ samplers' post-CFG hook): the shared samplers, three CFG++ ones and three Flow ones, on Automatic and
+# Karras, 20 and 28 steps. The full CFG sweep is benchmarks/bench_practical_steps.py with FLOW_PRACTICAL_CFG.
+TIER_PRACTICAL_CFG = {
+    "FLOW_PRACTICAL_CFG": "5", "FLOW_PRACTICAL_STEPS": "[20, 28]", "FLOW_PRACTICAL_FIELDS": '["gaussian", "two_modes"]',
+    "FLOW_PRACTICAL_SCHEDULERS": '["Automatic", "Karras"]',
+    "FLOW_PRACTICAL_SAMPLERS": json.dumps(["Euler", "DPM++ 2M", "Euler a", "DPM++ 2M SDE", "Euler CFG++",
+                                           "DPM++ 2M CFG++", "Euler Ancestral CFG++", "Flow Euler", "Flow Multistep",
+                                           "Flow Euler a"]),
+}
+
+
+def suite_practical_cfg_tier():
+    os.environ.update(TIER_PRACTICAL_CFG)       # this case is CFG 5 whatever the environment asks
+    result = suite_practical()
+    result["samplers"] = json.loads(TIER_PRACTICAL_CFG["FLOW_PRACTICAL_SAMPLERS"])
+    return result
+
+
+SUITES = {"practical": suite_practical, "practical_tier": suite_practical_tier,
+          "practical_cfg_tier": suite_practical_cfg_tier,
+          "samplers": suite_samplers, "schedulers": suite_schedulers, "img2img": suite_img2img,
           "lifecycle": suite_lifecycle, "eps_control": suite_eps_control,
           "process_images": suite_process_images, "ams_baseline": suite_ams_baseline}
 
