@@ -139,7 +139,7 @@ def test_cfg_5_rows_meet_the_bar_with_the_negative_prompt_answered():
             failures.append(f"{key}: {row['error'] or row.get('reference_error') or 'no reference / non-finite'}")
         elif not row.get("same_noise"):
             failures.append(f"{key}: the reference did not draw the pass's noise")
-        elif not 0 < row["negative_rows"] == 2 * row["network_calls"]:
+        elif not 0 < row.get("negative_rows", 0) == 2 * row.get("network_calls", 0):
             failures.append(f"{key}: {row['negative_rows']} negative rows in {row['network_calls']} network calls")
         else:
             kind = "deterministic" if row["kind"] == "timestep" else row["kind"]      # DDIM CFG++

@@ -85,7 +85,7 @@ def test_cfg_5_rows_meet_the_bar_with_the_negative_prompt_answered():
     for key, row in rows.items():
         if row["error"] or row.get("reference_error") or "ref_mean" not in row or not row["finite"]:
             failures.append(f"{key}: {row['error'] or row.get('reference_error') or 'no reference / non-finite'}")
-        elif not 0 < row["negative_rows"] == row["network_calls"]:
+        elif not 0 < row.get("negative_rows", 0) == row.get("network_calls"):
             failures.append(f"{key}: {row['negative_rows']} negative rows in {row['network_calls']} network calls")
         elif reference_failure(key, row):
             failures.append(reference_failure(key, row))
