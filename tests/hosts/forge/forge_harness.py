@@ -69,7 +69,8 @@ def _start(suite):
                        FLOW_EXTENSION=EXTENSION_NAME, TQDM_DISABLE="1", PYTHONDONTWRITEBYTECODE="1",
                        OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     if suite == "practical" and not os.environ.get("FLOW_PRACTICAL_FULL"):
-        environment["FLOW_PRACTICAL_TIER"] = json.dumps(PRACTICAL_TIER)
+        # the tier's share at CFG 1 (its CFG case is the practical_cfg_tier suite)
+        environment.update(FLOW_PRACTICAL_TIER=json.dumps(PRACTICAL_TIER), FLOW_PRACTICAL_CFG="1")
     suites.start_suite(_running, suite, [python, RUNNER, suite, out], target, environment, out, log_path)
 
 

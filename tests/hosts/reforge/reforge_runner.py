@@ -950,6 +950,7 @@ TIER_PRACTICAL = {"FLOW_PRACTICAL_STEPS": "[20, 28]", "FLOW_PRACTICAL_FIELDS": '
 def suite_practical_tier():
     for name, value in TIER_PRACTICAL.items():
         os.environ.setdefault(name, value)
+    os.environ["FLOW_PRACTICAL_CFG"] = "1"     # the tier's CFG case is suite_practical_cfg_tier
     return suite_practical()
 
 
