@@ -19,7 +19,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "forge_runner.py")
 EXTENSION_NAME = "model-sampling-flow"
 SUITE_TIMEOUT = 1800
-SUITES = ("reference", "process_images", "samplers", "schedulers", "practical")
+SUITES = ("reference", "process_images", "samplers", "schedulers", "practical", "practical_cfg_tier")
 # The forge tier's practical sweep (the practical-step bar): every listed sampler on the schedule types that differ
 # most between the views, and every listed schedule type for the samplers the schedule matters most to,
 # at 20 and 28 steps on both fields (benchmarks/bench_practical_steps.py runs the full product;
@@ -69,7 +69,8 @@ def _start(suite):
                        FLOW_EXTENSION=EXTENSION_NAME, TQDM_DISABLE="1", PYTHONDONTWRITEBYTECODE="1",
                        OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     if suite == "practical" and not os.environ.get("FLOW_PRACTICAL_FULL"):
-        environment["FLOW_PRACTICAL_TIER"] = json.dumps(PRACTICAL_TIER)
+        # the tier's share at CFG 1 (its CFG case is the practical_cfg_tier suite)
+        environment.update(FLOW_PRACTICAL_TIER=json.dumps(PRACTICAL_TIER), FLOW_PRACTICAL_CFG="1")
     suites.start_suite(_running, suite, [python, RUNNER, suite, out], target, environment, out, log_path)
 
 

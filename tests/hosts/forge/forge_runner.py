@@ -475,8 +475,8 @@ def _forge_flow_linker():
 
 def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, noise):
     """Forge's sampler function on Forge's same-named schedule computed over the flow table (its own
-    flow predictor's), on the exact field, outside our backend: natively in flow coordinates ('flow')
-    or in the VE view on that schedule mapped sigma / (1 - sigma), top -> the VE cap ('ve'). The same
+    flow predictor's), on the exact field (a GuidedField at cfg > 1), outside our backend: natively in
+    flow coordinates ('flow') or in the VE view on that schedule mapped sigma / (1 - sigma), top -> the VE cap ('ve'). The same
     noise as the pass: `noise` is its first ImageRNG draw, step noise comes from the same ImageRNG
     (TorchHijack) or Brownian trees on the same seeds. Returns (samples, error)."""
     import types
@@ -549,6 +549,37 @@ def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, n
         return None, f"{type(error).__name__}: {error}", same
 
 
+def ddim_cfgpp_reference(field, noise, steps):
+    """DDIM CFG++ at cfg > 1 (a timestep sampler: no k-diffusion schedule, so no same-named native reference):
+    Forge's own `ddim_cfgpp` on Forge's DDIM timesteps over alphas_cumprod = 1 / (1 + sigma^2) of the VE view's
+    table (what Forge derives from the flow predictor while flow is on), outside our backend, with a model
+    answering as Forge's CFGDenoiserTimesteps does on the exact guided `field` (oracles.GuidedField): the
+    guided eps (x_ve - D) / sigma, D = uncond + scale (cond - uncond) at the flow point, and the unconditional
+    eps in `last_noise_uncond` (Forge sets the sampler's 1 / 12.5 CFG multiplier but never applies it, so
+    the full scale). Returns the samples (float64) or raises."""
+    import types
+    import torch
+    from modules import sd_samplers_timesteps_impl
+    from model_sampling_flow.model_sampling import FlowVEModelSampling
+    table = FlowVEModelSampling(shift=PRACTICAL_SHIFT).sigmas.double()
+
+    class TimestepModel:
+        inner_model = types.SimpleNamespace(inner_model=types.SimpleNamespace(alphas_cumprod=1.0 / (table ** 2 + 1.0)))
+        last_noise_uncond = None
+
+        def __call__(self, x, timesteps, **kwargs):
+            s = table[timesteps.round().long()].reshape(-1, *[1] * (x.ndim - 1))
+            x_ve = x.double() * (s ** 2 + 1).sqrt()
+            x_flow, sigma = x_ve / (1 + s), s / (1 + s)
+            uncond = field.uncond(x_flow, sigma)
+            denoised = uncond + field.scale * (field.cond(x_flow, sigma) - uncond)
+            self.last_noise_uncond = ((x_ve - uncond) / s).to(x.dtype)
+            return ((x_ve - denoised) / s).to(x.dtype)
+
+    timesteps = torch.clip(torch.arange(0, 1000, 1000 // steps) + 1, 0, 999)
+    return sd_samplers_timesteps_impl.ddim_cfgpp(TimestepModel(), noise.float(), timesteps, disable=True).double()
+
+
 def _env_list(name, default):
     value = os.environ.get(name)
     return json.loads(value) if value else default
@@ -565,15 +596,32 @@ def _tier_schedulers(sampler, schedulers):
     return [s for s in schedulers if s in tier["schedulers_for_all"]]
 
 
+def _cached_endpoint(reference):
+    """`reference.endpoint` computed once per noise: a GuidedField's (cfg > 1) is a float64 RK4 solve of a
+    few seconds, and every row draws the same noise (seeds 31, 32)."""
+    solve, cache = reference.endpoint, {}
+
+    def endpoint(noise):
+        key = (tuple(noise.shape), noise.double().numpy().tobytes())
+        if key not in cache:
+            cache[key] = solve(noise)
+        return cache[key].clone()
+    reference.endpoint = endpoint
+    return reference
+
+
 def suite_practical():
-    """Every listed sampler (ours included) x every listed schedule type, 20 and 28 steps, Gaussian and
-    mixture fields, through Forge's process_images with flow On (shift 3, CFG 1); each row with the
-    reference for its kind. FLOW_PRACTICAL_{SAMPLERS,SCHEDULERS,STEPS,FIELDS} (JSON lists) narrow it."""
+    """Every listed sampler (ours included) x every listed schedule type, 20 and 28 steps, through Forge's
+    process_images with flow On (shift 3) at the CFG scale FLOW_PRACTICAL_CFG (default 1: the Gaussian and
+    mixture fields, one field answering every row; above 1: the guided pairs "gaussian" and "two_modes" by
+    default, the empty negative prompt's rows - Forge's SDXL engine zeroes that conditioning - answered by
+    the uncond field, judged against the exact guided field); each row with the reference for its kind and
+    the negative-prompt rows the network answered. FLOW_PRACTICAL_{SAMPLERS,SCHEDULERS,STEPS,FIELDS}
+    (JSON lists) narrow it."""
     import torch
-    from flow_test_support.practical import reference_figures
+    from flow_test_support.practical import practical_cfg, practical_fields, reference_figures
     session, sd_model = setup()        # puts the extension (model_sampling_flow) on sys.path
-    from flow_test_support.models import ExactVelocityNetwork
-    from model_sampling_flow.oracles import gaussian_field, mixture_field
+    from flow_test_support.models import ExactVelocityNetwork, GuidedVelocityNetwork
     from modules import sd_samplers, sd_schedulers
     session.capture.keep_noise = True
     if os.environ.get("FLOW_PRACTICAL_UNREFUSED"):      # measure what a refusal prevents (docs only)
@@ -586,26 +634,38 @@ def suite_practical():
     samplers = _env_list("FLOW_PRACTICAL_SAMPLERS", listed)
     schedulers = _env_list("FLOW_PRACTICAL_SCHEDULERS", all_schedulers)
     steps_list = _env_list("FLOW_PRACTICAL_STEPS", [20, 28])
-    fields = {"gaussian": gaussian_field(DATA_MEAN, DATA_STD), "mixture": mixture_field()}
+    cfg = practical_cfg()
+    fields = practical_fields(cfg)
     flow = ["On", PRACTICAL_SHIFT, "continuous", False, "ve"]
     rows = OUT.setdefault("rows", {})
-    for field_name in _env_list("FLOW_PRACTICAL_FIELDS", ["gaussian", "mixture"]):
-        field = fields[field_name]
-        kmodel.diffusion_model = ExactVelocityNetwork(field)
+    OUT["cfg"] = cfg
+    default_fields = ["gaussian", "mixture"] if cfg == 1 else ["gaussian", "two_modes"]
+    for field_name in _env_list("FLOW_PRACTICAL_FIELDS", default_fields):
+        cond, uncond, field = fields[field_name]
+        if uncond is None:
+            network = ExactVelocityNetwork(cond)
+        else:
+            network = GuidedVelocityNetwork(cond, uncond)
+            _cached_endpoint(field)
+        kmodel.diffusion_model = network
         for steps in steps_list:
             for sampler in samplers:
                 kind = kinds.sampler_kind(sampler) or "stochastic"      # unknown: judged in distribution
                 for scheduler in _tier_schedulers(sampler, schedulers):
                     t0 = time.time()
                     p = session.txt2img(sampler, scheduler, steps=steps, size=PRACTICAL_SIZE, seed=PRACTICAL_SEED,
-                                        flow=flow, batch=PRACTICAL_BATCH)
+                                        flow=flow, batch=PRACTICAL_BATCH, cfg=cfg)
                     row = {"kind": kind, "error": None}
+                    negative_before, calls_before = getattr(network, "negative_rows", None), network.calls
                     try:
                         run(p)
                         samples = torch.stack(list(p.latents_after_sampling)).double()   # one per image
                     except Exception as error:     # a refusal's message, or a failure for the table
                         row["error"] = f"{type(error).__name__}: {error}"
                         samples = None
+                    if negative_before is not None:     # a batch of 2 images: two negative rows per call
+                        row["negative_rows"] = network.negative_rows - negative_before
+                        row["network_calls"] = network.calls - calls_before
                     noise = getattr(p, "flow_test_noise", None)
                     if samples is not None:
                         row.update(mean=float(samples.mean()), std=float(samples.std()),
@@ -620,13 +680,39 @@ def suite_practical():
                         row["reference_error"], row["same_noise"] = ref_error, same
                         if reference is not None:
                             row.update(reference_figures(reference, field, noise, kind))
+                    if samples is not None and noise is not None and sampler == "DDIM CFG++" and uncond is not None:
+                        try:        # judged like a deterministic sampler against Forge's own ddim_cfgpp (above)
+                            row.update(reference_figures(ddim_cfgpp_reference(field, noise, steps), field, noise,
+                                                         "deterministic"), reference_error=None, same_noise=True)
+                        except Exception as error:  # noqa: BLE001  (reported in the table)
+                            row["reference_error"] = f"{type(error).__name__}: {error}"
                     row["seconds"] = round(time.time() - t0, 2)
                     rows[f"{field_name} | {steps} | {sampler} | {scheduler}"] = row
-    return {"rows": rows, "listed": listed, "schedulers": all_schedulers, "shift": PRACTICAL_SHIFT}
+    return {"rows": rows, "listed": listed, "schedulers": all_schedulers, "shift": PRACTICAL_SHIFT, "cfg": cfg}
 
 
-SUITES = {"reference": suite_reference, "practical": suite_practical, "samplers": suite_samplers,
-          "schedulers": suite_schedulers, "process_images": suite_process_images}
+# The forge tier's CFG case (test_forge_practical.py): CFG 5 on the guided pairs, the empty negative prompt's rows
+# answered by the uncond field through Forge's own CFG (its sampling_function's cond / uncond batch, DDIM CFG++'s
+# unconditional eps): the shared samplers, DDIM CFG++ and three Flow samplers, on Automatic and Karras, 20 and
+# 28 steps. The full CFG sweep is benchmarks/bench_practical_steps.py with FLOW_PRACTICAL_CFG.
+TIER_PRACTICAL_CFG = {
+    "FLOW_PRACTICAL_CFG": "5", "FLOW_PRACTICAL_STEPS": "[20, 28]", "FLOW_PRACTICAL_FIELDS": '["gaussian", "two_modes"]',
+    "FLOW_PRACTICAL_SCHEDULERS": '["Automatic", "Karras"]',
+    "FLOW_PRACTICAL_SAMPLERS": json.dumps(["Euler", "DPM++ 2M", "Euler a", "DPM++ 2M SDE", "DDIM CFG++", "Flow Euler",
+                                           "Flow Multistep", "Flow Euler a"]),
+}
+
+
+def suite_practical_cfg_tier():
+    os.environ.update(TIER_PRACTICAL_CFG)       # this case is CFG 5 whatever the environment asks
+    os.environ.pop("FLOW_PRACTICAL_TIER", None)
+    result = suite_practical()
+    result["samplers"] = json.loads(TIER_PRACTICAL_CFG["FLOW_PRACTICAL_SAMPLERS"])
+    return result
+
+
+SUITES = {"reference": suite_reference, "practical": suite_practical, "practical_cfg_tier": suite_practical_cfg_tier,
+          "samplers": suite_samplers, "schedulers": suite_schedulers, "process_images": suite_process_images}
 
 if __name__ == "__main__":
     suite, out_path = sys.argv[1], sys.argv[2]

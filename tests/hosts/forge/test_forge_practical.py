@@ -14,6 +14,10 @@ The forge tier runs every listed sampler (the Flow samplers included) on Automat
 Exponential, and every listed schedule type for Euler, DPM++ 2M, Euler a and DPM++ 2M SDE
 (tests/hosts/forge/forge_harness.py PRACTICAL_TIER); benchmarks/bench_practical_steps.py runs the full
 product (docs/practical_steps.txt).
+
+CFG case (suite_practical_cfg_tier): a few samplers (the shared ones, DDIM CFG++, Flow ones) at CFG 5 on the guided
+field pairs, the network answering the negative prompt's rows with the uncond field (Forge's own CFG combines
+them), on the same bar against the exact guided field.
 """
 import forge_harness as harness  # noqa: E402
 from flow_test_support.practical import reference_failure  # noqa: E402
@@ -109,3 +113,44 @@ def test_ddim_is_as_accurate_as_euler_natively_on_the_same_points():
             euler = rows[f"{field} | {steps} | Euler | DDIM"]
             assert ddim["error"] is None and ddim["finite"], ddim
             assert ddim["rmse"] <= 1.1 * euler["ref_rmse"] + 1e-3, (field, steps, ddim["rmse"], euler["ref_rmse"])
+
+
+def _practical_cfg():
+    harness.start_all()
+    return harness.run_suite("practical_cfg_tier")
+
+
+def test_cfg_5_rows_meet_the_bar_with_the_negative_prompt_answered():
+    """CFG 5 (forge_runner.TIER_PRACTICAL_CFG): the guided pairs, the empty negative prompt (Forge's SDXL engine
+    zeroes its conditioning) answered by the uncond field through Forge's own CFG (cond / uncond of the batch of
+    2 in one call: exactly two negative rows per network call, so the positive prompt's conditioning is not
+    zero); every row on the practical bar against the same sampler at CFG 5 on the exact guided field
+    (oracles.GuidedField). DDIM CFG++ (refused at CFG 1 only) is judged as deterministic against Forge's own
+    ddim_cfgpp on the same timesteps (forge_runner.ddim_cfgpp_reference)."""
+    result = _practical_cfg()
+    assert result["cfg"] == 5.0
+    rows = result["rows"]
+    measured = {_split(key)[2] for key in rows}
+    assert measured == set(result["samplers"]) and len(rows) == 2 * 2 * 2 * len(measured), sorted(rows)
+    assert {"DDIM CFG++", "Flow Euler", "Flow Multistep"} <= measured
+    failures = []
+    for key, row in rows.items():
+        if row["error"] or row.get("reference_error") or "ref_mean" not in row or not row.get("finite"):
+            failures.append(f"{key}: {row['error'] or row.get('reference_error') or 'no reference / non-finite'}")
+        elif not row.get("same_noise"):
+            failures.append(f"{key}: the reference did not draw the pass's noise")
+        elif not 0 < row.get("negative_rows", 0) == 2 * row.get("network_calls", 0):
+            failures.append(f"{key}: {row['negative_rows']} negative rows in {row['network_calls']} network calls")
+        else:
+            kind = "deterministic" if row["kind"] == "timestep" else row["kind"]      # DDIM CFG++
+            failure = reference_failure(key, dict(row, kind=kind))
+            if failure:
+                failures.append(failure)
+    assert not failures, "\n".join(failures)
+
+
+def test_cfg_5_is_not_cfg_1():
+    """The guidance shows in the result: on the two-mode pair CFG 5 pushes Euler's samples towards the positive
+    prompt's main mode (-1, weight 0.7), past where the unguided positive field puts the mean (-0.4)."""
+    row = _practical_cfg()["rows"]["two_modes | 28 | Euler | Karras"]
+    assert row["mean"] < -0.6, row

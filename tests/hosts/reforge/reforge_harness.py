@@ -65,7 +65,8 @@ def k_diffusion_checkout():
 
 # started together on first use; the runner's "practical" suite (every sampler x schedule at 20/28
 # steps) is run by benchmarks/bench_practical_steps.py, the tier runs its "practical_tier" share
-SUITES = ("samplers", "schedulers", "img2img", "lifecycle", "eps_control", "process_images", "practical_tier")
+SUITES = ("samplers", "schedulers", "img2img", "lifecycle", "eps_control", "process_images", "practical_tier",
+          "practical_cfg_tier")
 _running = {}
 
 

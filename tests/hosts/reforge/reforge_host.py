@@ -103,6 +103,17 @@ def analytic_unet_patcher(field):
     return unet
 
 
+def analytic_guided_unet_patcher(cond, uncond):
+    """analytic_unet_patcher for classifier-free guidance: the network (models.GuidedVelocityNetwork, same
+    timestep mapping and clamp as analytic_flow_network) answers the rows whose cross-attention context is
+    all zeros (the negative prompt of `conds`) with `uncond`'s exact velocity, the others with `cond`'s,
+    and counts the former in `negative_rows`."""
+    unet = tiny_sdxl_unet_patcher()
+    unet.model.diffusion_model = models.GuidedVelocityNetwork(cond, uncond, lambda t: t / 1000.0,
+                                                              sigma_clamp=(1e-4, 1.0))
+    return unet
+
+
 class StandInSdModel:
     """Builds what forge_loader.load_model_for_a1111 gives the webui, around a UnetPatcher:
     forge_objects (+ original / after-Lora copies), the EPS alphas_cumprod an SDXL checkpoint

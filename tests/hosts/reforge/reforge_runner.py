@@ -728,9 +728,10 @@ def _sampler_kinds():
     return module
 
 
-def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, seed):
+def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, seed, cfg=1.0):
     """reForge's sampler function on reForge's same-named schedule computed over the flow table, run
-    on the exact field outside our backend: natively in flow coordinates, or in the VE view on that
+    on the exact field (at cfg > 1 the oracles.GuidedField, its cond / uncond parts for the CFG++ samplers'
+    post-CFG hook) outside our backend: natively in flow coordinates, or in the VE view on that
     schedule mapped sigma / (1 - sigma) (top -> the VE cap). Same seeds as the webui pass:
     the initial noise is the pass's first ImageRNG draw, step noise comes from the same ImageRNG
     (k-diffusion's TorchHijack) or Brownian trees on the same seeds."""
@@ -755,7 +756,7 @@ def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, s
         sampler.unet = types.SimpleNamespace(model=types.SimpleNamespace(model_sampling=FlowModelSampling(
             shift=PRACTICAL_SHIFT)), load_device=torch.device("cpu"))
     p = host.Processing(sd_model, sampler_name=sampler_name, scheduler=scheduler, steps=steps, seed=seed,
-                        width=PRACTICAL_SIZE, height=PRACTICAL_SIZE, cond_size=SMALL_CONDS)
+                        width=PRACTICAL_SIZE, height=PRACTICAL_SIZE, cond_size=SMALL_CONDS, cfg_scale=cfg)
     from model_sampling_flow import registry, ve_bridge
     ours = next((entry for entry in registry.SAMPLERS if entry.label == sampler_name), None)
     resolved = sampler.config.options.get("scheduler") if scheduler == "Automatic" else scheduler
@@ -780,27 +781,38 @@ def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, s
             self.init_latent = self.mask = self.nmask = None    # read (and deleted) by the SMEA / Dy samplers
 
         def __call__(self, x, sigma, model_options=None, **kwargs):
-            denoised = self.function(x, sigma)
+            hooks = (model_options or {}).get("sampler_post_cfg_function", [])
+            if guided is None:          # cfg 1: cond = uncond = the field
+                denoised = cond_denoised = uncond_denoised = self.function(field, x, sigma)
+                scale = 1.0
+            else:                       # ldm_patched's cfg_function: uncond + scale * (cond - uncond)
+                cond_denoised = self.function(guided.cond, x, sigma)
+                uncond_denoised = self.function(guided.uncond, x, sigma)
+                scale = guided.scale
+                denoised = uncond_denoised + scale * (cond_denoised - uncond_denoised) if hooks else \
+                    self.function(field, x, sigma)
             # the CFG++ samplers read the unconditional prediction through ldm_patched's post-CFG hook
-            # (sampling_function's arguments; cfg 1: cond = uncond = the field)
-            for hook in (model_options or {}).get("sampler_post_cfg_function", []):
-                denoised = hook({"denoised": denoised, "cond": None, "uncond": None, "cond_scale": 1.0,
-                                 "model": None, "uncond_denoised": denoised, "cond_denoised": denoised,
+            # (sampling_function's arguments)
+            for hook in hooks:
+                denoised = hook({"denoised": denoised, "cond": None, "uncond": None, "cond_scale": scale,
+                                 "model": None, "uncond_denoised": uncond_denoised, "cond_denoised": cond_denoised,
                                  "sigma": sigma, "model_options": model_options, "input": x})
             return denoised
 
+    # a GuidedField (cfg > 1): its cond / uncond fields, for the post-CFG hook
+    guided = field if hasattr(field, "uncond") and hasattr(field, "scale") else None
     if view == "flow":
         sigmas, table = flow_sigmas.float(), flow_table
 
-        def flow_field(x, sigma):
-            return field(x.double(), sigma.double().reshape(-1, *[1] * (x.ndim - 1))).to(x.dtype)
+        def flow_field(f, x, sigma):
+            return f(x.double(), sigma.double().reshape(-1, *[1] * (x.ndim - 1))).to(x.dtype)
         denoiser = Denoiser(flow_field)
     else:
         sigmas, table = to_ve(flow_sigmas), to_ve(flow_table.double())
 
-        def ve_field(x, sigma):
+        def ve_field(f, x, sigma):
             s = sigma.double().reshape(-1, *[1] * (x.ndim - 1))
-            return field(x.double() / (1 + s), s / (1 + s)).to(x.dtype)
+            return f(x.double() / (1 + s), s / (1 + s)).to(x.dtype)
         denoiser = Denoiser(ve_field)
     image_rng = rng.ImageRNG((4, PRACTICAL_SIZE // 8, PRACTICAL_SIZE // 8), p.seeds)
     noise = image_rng.next()
@@ -835,28 +847,51 @@ def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, s
     return noise, out.double(), None
 
 
+def _cached_endpoint(reference):
+    """`reference.endpoint` computed once per noise: a GuidedField's (cfg > 1) is a float64 RK4 solve of a
+    few seconds, and every row of a field draws the same noise (seed 31)."""
+    solve, cache = reference.endpoint, {}
+
+    def endpoint(noise):
+        key = (tuple(noise.shape), noise.double().numpy().tobytes())
+        if key not in cache:
+            cache[key] = solve(noise)
+        return cache[key].clone()
+    reference.endpoint = endpoint
+    return reference
+
+
 def suite_practical():
     """Known k-diffusion samplers x every schedule type, every other listed sampler x Automatic,
-    20 and 28 steps, Gaussian and mixture fields (FLOW_PRACTICAL_* narrow it)."""
+    20 and 28 steps, at the CFG scale FLOW_PRACTICAL_CFG (default 1: the Gaussian and mixture fields, one
+    field answering every row; above 1: the guided pairs "gaussian" and "two_modes" by default, the
+    negative prompt's rows answered by the uncond field, judged against the exact guided field); the other
+    FLOW_PRACTICAL_* narrow it. Each row records the negative-prompt rows the network answered."""
     import torch
-    from flow_test_support.practical import reference_figures
+    from flow_test_support.practical import practical_cfg, practical_fields, reference_figures
     from modules import sd_samplers, sd_schedulers
-    from model_sampling_flow.oracles import gaussian_field, mixture_field
     from model_sampling_flow.settings import FlowSettings
     kinds = _sampler_kinds()
     backend = load_backend()
     register_flow_samplers()        # the Flow samplers are listed too (reForge with repositories/k-diffusion)
-    fields = {"gaussian": gaussian_field(DATA_MEAN, DATA_STD), "mixture": mixture_field()}
+    cfg = practical_cfg()
+    fields = practical_fields(cfg)
     listed = [s.name for s in sd_samplers.visible_samplers()]
     samplers = json.loads(os.environ["FLOW_PRACTICAL_SAMPLERS"]) if os.environ.get("FLOW_PRACTICAL_SAMPLERS") \
         else listed
     all_schedulers = [s.label for s in sd_schedulers.schedulers]
     steps_list = json.loads(os.environ.get("FLOW_PRACTICAL_STEPS", "[20, 28]"))
-    field_names = json.loads(os.environ.get("FLOW_PRACTICAL_FIELDS", '["gaussian", "mixture"]'))
+    default_fields = '["gaussian", "mixture"]' if cfg == 1 else '["gaussian", "two_modes"]'
+    field_names = json.loads(os.environ.get("FLOW_PRACTICAL_FIELDS") or default_fields)
     rows = {}
     for field_name in field_names:
-        field = fields[field_name]
-        unet = host.analytic_unet_patcher(field)
+        cond, uncond, field = fields[field_name]
+        if uncond is None:
+            unet = host.analytic_unet_patcher(cond)
+        else:
+            unet = host.analytic_guided_unet_patcher(cond, uncond)
+            _cached_endpoint(field)
+        network = unet.model.diffusion_model
         sd_model = host.StandInSdModel(unet)
         backend.apply(sd_model, FlowSettings(shift=PRACTICAL_SHIFT))
         for steps in steps_list:
@@ -871,18 +906,23 @@ def suite_practical():
                 for scheduler in schedulers:
                     seed = 31
                     p = host.Processing(sd_model, sampler_name=sampler, scheduler=scheduler, steps=steps, seed=seed,
-                                        width=PRACTICAL_SIZE, height=PRACTICAL_SIZE, cond_size=SMALL_CONDS)
+                                        width=PRACTICAL_SIZE, height=PRACTICAL_SIZE, cond_size=SMALL_CONDS,
+                                        cfg_scale=cfg)
                     row = {"kind": kind, "error": None}
                     t0 = time.time()
                     def before(p):
                         backend.before_sampling(p)
                         torch.manual_seed(GLOBAL_NOISE_SEED)    # the samplers drawing from the global generator
+                    negative_before, calls_before = getattr(network, "negative_rows", None), network.calls
                     try:
                         samples = host.txt2img(p, before_sampling=before).double()
                     except Exception as error:     # a refusal's message, or a failure for the table
                         row["error"] = f"{type(error).__name__}: {error}"
                         samples = None
                     row["seconds"] = round(time.time() - t0, 3)
+                    if negative_before is not None:     # a batch of one image: one negative row per call
+                        row["negative_rows"] = network.negative_rows - negative_before
+                        row["network_calls"] = network.calls - calls_before
                     if samples is not None:
                         row.update(mean=float(samples.mean()), std=float(samples.std()),
                                    finite=bool(torch.isfinite(samples).all()))
@@ -890,14 +930,14 @@ def suite_practical():
                         view = "flow" if kind == "deterministic" else "ve"
                         try:
                             noise, reference, ref_error = practical_reference(sd_model, sampler, scheduler, steps,
-                                                                              field, view, seed)
+                                                                              field, view, seed, cfg)
                         except Exception as error:  # noqa: BLE001  (reported in the table)
                             noise, reference, ref_error = None, None, f"{type(error).__name__}: {error}"
                         row["reference_error"] = ref_error
                         if reference is not None:
                             row.update(reference_figures(reference, field, noise, kind, samples))
                     rows[f"{field_name} | {steps} | {sampler} | {scheduler}"] = row
-    return {"rows": rows, "listed": listed, "schedulers": all_schedulers, "shift": PRACTICAL_SHIFT}
+    return {"rows": rows, "listed": listed, "schedulers": all_schedulers, "shift": PRACTICAL_SHIFT, "cfg": cfg}
 
 
 # The tier's share of the practical sweep (tests/hosts/reforge/test_reforge_practical.py): every listed sampler at 20
@@ -910,10 +950,33 @@ TIER_PRACTICAL = {"FLOW_PRACTICAL_STEPS": "[20, 28]", "FLOW_PRACTICAL_FIELDS": '
 def suite_practical_tier():
     for name, value in TIER_PRACTICAL.items():
         os.environ.setdefault(name, value)
+    os.environ["FLOW_PRACTICAL_CFG"] = "1"     # the tier's CFG case is suite_practical_cfg_tier
     return suite_practical()
 
 
-SUITES = {"practical": suite_practical, "practical_tier": suite_practical_tier, "samplers": suite_samplers, "schedulers": suite_schedulers, "img2img": suite_img2img,
+# The tier's CFG case (test_reforge_practical.py): CFG 5 on the guided pairs, the negative prompt's rows answered
+# by the uncond field through reForge's own CFG (sampling_function's cond / uncond batch, cfg_function, the
+# CFG++ samplers' post-CFG hook): the shared samplers, three CFG++ ones and three Flow ones, on Automatic and
+# Karras, 20 and 28 steps. The full CFG sweep is benchmarks/bench_practical_steps.py with FLOW_PRACTICAL_CFG.
+TIER_PRACTICAL_CFG = {
+    "FLOW_PRACTICAL_CFG": "5", "FLOW_PRACTICAL_STEPS": "[20, 28]", "FLOW_PRACTICAL_FIELDS": '["gaussian", "two_modes"]',
+    "FLOW_PRACTICAL_SCHEDULERS": '["Automatic", "Karras"]',
+    "FLOW_PRACTICAL_SAMPLERS": json.dumps(["Euler", "DPM++ 2M", "Euler a", "DPM++ 2M SDE", "Euler CFG++",
+                                           "DPM++ 2M CFG++", "Euler Ancestral CFG++", "Flow Euler", "Flow Multistep",
+                                           "Flow Euler a"]),
+}
+
+
+def suite_practical_cfg_tier():
+    os.environ.update(TIER_PRACTICAL_CFG)       # this case is CFG 5 whatever the environment asks
+    result = suite_practical()
+    result["samplers"] = json.loads(TIER_PRACTICAL_CFG["FLOW_PRACTICAL_SAMPLERS"])
+    return result
+
+
+SUITES = {"practical": suite_practical, "practical_tier": suite_practical_tier,
+          "practical_cfg_tier": suite_practical_cfg_tier,
+          "samplers": suite_samplers, "schedulers": suite_schedulers, "img2img": suite_img2img,
           "lifecycle": suite_lifecycle, "eps_control": suite_eps_control,
           "process_images": suite_process_images, "ams_baseline": suite_ams_baseline}
 
