@@ -76,3 +76,19 @@ def test_the_practical_cfg_and_its_fields(monkeypatch):
     assert isinstance(f["two_modes"][2], oracles.GuidedField) and f["two_modes"][2].scale == 5.0
     f1 = practical.practical_fields(1.0)
     assert set(f1) == {"gaussian", "mixture"} and f1["mixture"][1] is None
+
+
+def test_cache_endpoint_solves_once_per_noise():
+    field = oracles.GuidedField(oracles.gaussian_field(0.5, 0.3), oracles.gaussian_field(0.0, 0.6), 5.0)
+    solves = []
+    solve = field.endpoint
+    field.endpoint = lambda noise: solves.append(1) or solve(noise, steps=50)
+    assert practical.cache_endpoint(field) is field
+    noise = torch.randn(2, 4, 2, 2, generator=torch.Generator().manual_seed(0))
+    first = field.endpoint(noise)
+    first.add_(1.0)                                   # a caller's in-place change does not reach the cache
+    again = field.endpoint(noise.clone())
+    assert len(solves) == 1 and torch.equal(again, solve(noise, steps=50))
+    field.endpoint(noise.double())                    # another dtype (or values) is another solve
+    field.endpoint(noise + 1)
+    assert len(solves) == 3

@@ -4,6 +4,7 @@ a webui passes to a k-diffusion sampler, and the reference figures of one table 
 Runs inside each host's own Python, so it imports only the stdlib (and torch through its arguments;
 `practical_fields` imports model_sampling_flow when called).
 """
+import hashlib
 import inspect
 import os
 
@@ -96,3 +97,21 @@ def reference_failure(key, row):
         return (f"{key}: mean/std {row['mean']:.4f}/{row['std']:.4f} vs VE reference "
                 f"{row['ref_mean']:.4f}/{row['ref_std']:.4f}")
     return None
+
+
+def cache_endpoint(reference):
+    """`reference` (a field with `endpoint(noise)`) with its endpoint computed once per noise tensor, the
+    cache keyed by shape, dtype and a digest of the values: a GuidedField's endpoint is a float64 RK4
+    solve of a few seconds, and the practical suites' rows of one field share the webui's noise. Sets
+    the instance's `endpoint` (returns a clone of the cached tensor) and returns `reference`."""
+    solve, cache = reference.endpoint, {}
+
+    def endpoint(noise):
+        key = (tuple(noise.shape), str(noise.dtype),
+               hashlib.sha256(noise.detach().cpu().contiguous().numpy().tobytes()).hexdigest())
+        if key not in cache:
+            cache[key] = solve(noise)
+        return cache[key].clone()
+    reference.endpoint = endpoint
+    return reference
+

@@ -612,24 +612,6 @@ def practical_reference(run, sampler_label, scheduler_label, steps, noise, field
     return out.double(), None, same_noise
 
 
-class _CachedEndpoint:
-    """`field` (called as a flow denoiser) whose `endpoint(noise)` is computed once per noise tensor: the
-    guided fields' endpoint is a float64 RK4 solve of a few seconds, and every row of a field shares
-    the webui's noise (same seed and size)."""
-
-    def __init__(self, field):
-        self.field, self.cache = field, {}
-
-    def __call__(self, x, sigma, **kwargs):
-        return self.field(x, sigma, **kwargs)
-
-    def endpoint(self, noise):
-        key = (tuple(noise.shape), str(noise.dtype), hashlib.sha256(noise.contiguous().numpy().tobytes()).hexdigest())
-        if key not in self.cache:
-            self.cache[key] = self.field.endpoint(noise)
-        return self.cache[key]
-
-
 class GuidedEps:
     """The timestep samplers' CFG denoiser, outside the extension: called as `model(x, t, **extra_args)`
     with the DDPM state x (B, C, H, W) at timesteps t (B,) of `table` (the model's alphas_cumprod,
@@ -718,13 +700,13 @@ def practical_rows(run, cfg, samplers, schedulers, steps_list, field_names):
     field (the row's `negative_rows` counts them), A1111's CFGDenoiser combines them, the references
     call the exact GuidedField, and the timestep samplers get their own reference (timestep_reference)."""
     import torch
-    from flow_test_support.practical import practical_fields, reference_figures
+    from flow_test_support.practical import cache_endpoint, practical_fields, reference_figures
     kinds = _sampler_kinds()
     fields = practical_fields(cfg)
     rows = {}
     for field_name in field_names:
         cond, uncond, exact = fields[field_name]
-        field = _CachedEndpoint(exact)
+        field = cache_endpoint(exact)
         run.model.field, run.model.uncond = cond, uncond
         for steps in steps_list:
             for sampler in samplers:

@@ -596,20 +596,6 @@ def _tier_schedulers(sampler, schedulers):
     return [s for s in schedulers if s in tier["schedulers_for_all"]]
 
 
-def _cached_endpoint(reference):
-    """`reference.endpoint` computed once per noise: a GuidedField's (cfg > 1) is a float64 RK4 solve of a
-    few seconds, and every row draws the same noise (seeds 31, 32)."""
-    solve, cache = reference.endpoint, {}
-
-    def endpoint(noise):
-        key = (tuple(noise.shape), noise.double().numpy().tobytes())
-        if key not in cache:
-            cache[key] = solve(noise)
-        return cache[key].clone()
-    reference.endpoint = endpoint
-    return reference
-
-
 def suite_practical():
     """Every listed sampler (ours included) x every listed schedule type, 20 and 28 steps, through Forge's
     process_images with flow On (shift 3) at the CFG scale FLOW_PRACTICAL_CFG (default 1: the Gaussian and
@@ -619,7 +605,7 @@ def suite_practical():
     the negative-prompt rows the network answered. FLOW_PRACTICAL_{SAMPLERS,SCHEDULERS,STEPS,FIELDS}
     (JSON lists) narrow it."""
     import torch
-    from flow_test_support.practical import practical_cfg, practical_fields, reference_figures
+    from flow_test_support.practical import cache_endpoint, practical_cfg, practical_fields, reference_figures
     session, sd_model = setup()        # puts the extension (model_sampling_flow) on sys.path
     from flow_test_support.models import ExactVelocityNetwork, GuidedVelocityNetwork
     from modules import sd_samplers, sd_schedulers
@@ -646,7 +632,7 @@ def suite_practical():
             network = ExactVelocityNetwork(cond)
         else:
             network = GuidedVelocityNetwork(cond, uncond)
-            _cached_endpoint(field)
+            cache_endpoint(field)
         kmodel.diffusion_model = network
         for steps in steps_list:
             for sampler in samplers:

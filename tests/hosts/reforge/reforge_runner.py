@@ -847,20 +847,6 @@ def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, s
     return noise, out.double(), None
 
 
-def _cached_endpoint(reference):
-    """`reference.endpoint` computed once per noise: a GuidedField's (cfg > 1) is a float64 RK4 solve of a
-    few seconds, and every row of a field draws the same noise (seed 31)."""
-    solve, cache = reference.endpoint, {}
-
-    def endpoint(noise):
-        key = (tuple(noise.shape), noise.double().numpy().tobytes())
-        if key not in cache:
-            cache[key] = solve(noise)
-        return cache[key].clone()
-    reference.endpoint = endpoint
-    return reference
-
-
 def suite_practical():
     """Known k-diffusion samplers x every schedule type, every other listed sampler x Automatic,
     20 and 28 steps, at the CFG scale FLOW_PRACTICAL_CFG (default 1: the Gaussian and mixture fields, one
@@ -868,7 +854,7 @@ def suite_practical():
     negative prompt's rows answered by the uncond field, judged against the exact guided field); the other
     FLOW_PRACTICAL_* narrow it. Each row records the negative-prompt rows the network answered."""
     import torch
-    from flow_test_support.practical import practical_cfg, practical_fields, reference_figures
+    from flow_test_support.practical import cache_endpoint, practical_cfg, practical_fields, reference_figures
     from modules import sd_samplers, sd_schedulers
     from model_sampling_flow.settings import FlowSettings
     kinds = _sampler_kinds()
@@ -890,7 +876,7 @@ def suite_practical():
             unet = host.analytic_unet_patcher(cond)
         else:
             unet = host.analytic_guided_unet_patcher(cond, uncond)
-            _cached_endpoint(field)
+            cache_endpoint(field)
         network = unet.model.diffusion_model
         sd_model = host.StandInSdModel(unet)
         backend.apply(sd_model, FlowSettings(shift=PRACTICAL_SHIFT))
