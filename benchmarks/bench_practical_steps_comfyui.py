@@ -19,6 +19,7 @@ the sweep.
 --repo loads another checkout of this repository as the custom node (for a before/after figure).
 """
 import argparse
+import math
 import os
 import sys
 
@@ -34,6 +35,12 @@ def comfyui_practical_steps(repo=None, fields=None, steps=None, on_row=None, cfg
     import comfy_practical_steps as practical
     import comfy_support as support
     package = support.load_repo_as_custom_node(*(() if repo is None else (os.path.abspath(repo),)))
+    import comfy.samplers   # KSampler silently swaps an unknown name for its first entry: refuse it here
+    for option, given, known in (("--sampler", samplers, comfy.samplers.KSampler.SAMPLERS),
+                                 ("--scheduler", schedulers, comfy.samplers.KSampler.SCHEDULERS)):
+        unknown = [name for name in given or () if name not in known]
+        if unknown:
+            raise ValueError(f"{option} {unknown[0]!r} is not one ComfyUI lists (choose from {', '.join(known)})")
     kinds, rows = {}, []
     for field in fields or practical.fields(cfg):
         for count in steps or practical.STEPS:
@@ -78,13 +85,13 @@ def main():
     parser.add_argument("--align-your-steps", action="store_true",
                         help="print only AlignYourStepsScheduler (SDXL, 10 steps) in both views")
     args = parser.parse_args()
+    if not math.isfinite(args.cfg) or args.cfg < 1:      # nan / inf would reach GuidedField unnamed
+        parser.error(f"--cfg must be a finite number >= 1, got {args.cfg}")
     if not os.environ.get("COMFYUI_DIR"):
         sys.exit("set COMFYUI_DIR to a ComfyUI checkout")
     import comfy_practical_steps as practical
     import torch
     torch.set_num_threads(1)
-    if args.cfg < 1:
-        parser.error(f"--cfg must be >= 1, got {args.cfg}")
     names = practical.fields(args.cfg)
     unknown = [name for name in args.field or () if name not in names]
     if unknown:

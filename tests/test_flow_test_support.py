@@ -92,3 +92,20 @@ def test_cache_endpoint_solves_once_per_noise():
     field.endpoint(noise.double())                    # another dtype (or values) is another solve
     field.endpoint(noise + 1)
     assert len(solves) == 3
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "abc", ""])
+def test_the_practical_benchmarks_refuse_a_bad_cfg_by_name(value):
+    """bench_practical_steps.py names FLOW_PRACTICAL_CFG, bench_practical_steps_comfyui.py --cfg (nan and inf
+    included), before any host or ComfyUI is needed."""
+    import os
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {k: v for k, v in os.environ.items() if k not in ("COMFYUI_DIR", "FLOW_PRACTICAL_CFG")}
+    webuis = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "bench_practical_steps.py"),
+                             "--cfg", value, "--load"], capture_output=True, text=True, env=env, timeout=120)
+    assert webuis.returncode != 0 and f"FLOW_PRACTICAL_CFG must be a finite number >= 1, got {value!r}" \
+        in webuis.stderr, webuis.stderr[-500:]
+    comfyui = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "bench_practical_steps_comfyui.py"),
+                              "--cfg", value], capture_output=True, text=True, env=env, timeout=120)
+    assert comfyui.returncode == 2 and "--cfg" in comfyui.stderr and value in comfyui.stderr, comfyui.stderr[-500:]
