@@ -125,9 +125,11 @@ def compare_schedules(pairs, scales, shifts, steps_list, say):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fields", nargs="+", default=list(PAIRS), choices=list(PAIRS))
-    parser.add_argument("--scales", type=float, nargs="+", default=list(SCALES))
+    parser.add_argument("--scales", type=float, nargs="+", default=None,
+                        help=f"CFG scales (default {SCALES}; with --schedules {SCHEDULE_SCALES})")
     parser.add_argument("--shifts", type=float, nargs="+", default=list(SHIFTS))
-    parser.add_argument("--nfe", type=int, nargs="+", default=list(BUDGETS))
+    parser.add_argument("--nfe", type=int, nargs="+", default=None,
+                        help=f"model-call budgets (default {BUDGETS}; with --schedules, steps {SCHEDULE_STEPS})")
     parser.add_argument("--text", default=None, help="also write the report to this file")
     parser.add_argument("--schedules", action="store_true",
                         help="compare Flow PC with Flow Euler on every schedule instead (see the module docstring)")
@@ -139,14 +141,15 @@ def main(argv=None):
         lines.append(line)
 
     if args.schedules:
-        compare_schedules({name: PAIRS[name] for name in args.fields}, SCHEDULE_SCALES, args.shifts, SCHEDULE_STEPS, say)
+        compare_schedules({name: PAIRS[name] for name in args.fields}, args.scales or SCHEDULE_SCALES, args.shifts,
+                          args.nfe or SCHEDULE_STEPS, say)
     else:
         say("RMSE to the guided ODE's endpoint (float64 reference solve) against model calls; latents "
             f"{'x'.join(map(str, SHAPE))}, one seed. Columns: each deterministic Flow sampler on the schedule the")
         say("webuis' Automatic gives it (steps in brackets), Flow PC and Flow Euler on `simple`; the best of every Flow")
         say("sampler x every schedule of ours;")
         say(f"ratio = {RECOMMENDED[0]} + {RECOMMENDED[1]} / that best pair.")
-        measure({name: PAIRS[name] for name in args.fields}, args.scales, args.shifts, args.nfe, say)
+        measure({name: PAIRS[name] for name in args.fields}, args.scales or SCALES, args.shifts, args.nfe or BUDGETS, say)
     if args.text:
         with open(args.text, "w") as handle:
             handle.write("\n".join(lines) + "\n")

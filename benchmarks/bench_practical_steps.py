@@ -112,6 +112,9 @@ def report(name, rows):
     if any("negative_rows" in row for row in rows.values()):
         print(f"rows whose negative prompt never reached the network: {len(negative_missing)}"
               + (f" ({', '.join(negative_missing[:5])})" if negative_missing else ""))
+        answered = [row["negative_rows"] for row in rows.values() if not row.get("error") and "negative_rows" in row]
+        if answered:
+            print(f"negative-prompt rows the network answered per sampled pass: {min(answered)} to {max(answered)}")
     if worst:
         print(f"worst pair: {worst[0]}: {worst[2]} (excess over the bar {worst[1]:+.4f})")
     for group, (key, excess, text) in sorted(worst_of.items()):

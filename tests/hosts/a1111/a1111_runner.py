@@ -737,7 +737,6 @@ def practical_rows(run, cfg, samplers, schedulers, steps_list, field_names):
                             row["reference_error"] = ref_error
                             if reference is not None:
                                 row.update(reference_figures(reference, field, noise, "deterministic", samples))
-                                row["ref_diff"] = float((samples - reference).pow(2).mean().sqrt())
                     elif r["error"] is None and samples is not None and noise is not None:
                         samples = samples.double()
                         row.update(mean=float(samples.mean()), std=float(samples.std()))
@@ -747,10 +746,6 @@ def practical_rows(run, cfg, samplers, schedulers, steps_list, field_names):
                         row["reference_error"], row["same_noise"] = ref_error, same_noise
                         if reference is not None:
                             row.update(reference_figures(reference, field, noise, kind, samples))
-                            if cfg != 1:    # how far each element is from the reference's: RMS, count > 0.1
-                                difference = samples - reference
-                                row["ref_diff"] = float(difference.pow(2).mean().sqrt())
-                                row["ref_far"] = int((difference.abs() > 0.1).sum())
                         row["finite"] = bool(torch.isfinite(samples).all())
                     rows[f"{field_name} | {steps} | {sampler} | {scheduler}"] = row
     run.model.uncond = None

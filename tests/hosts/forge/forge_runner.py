@@ -665,11 +665,12 @@ def suite_practical():
                                                                          view, noise)
                         row["reference_error"], row["same_noise"] = ref_error, same
                         if reference is not None:
-                            row.update(reference_figures(reference, field, noise, kind))
+                            row.update(reference_figures(reference, field, noise, kind, samples))
                     if samples is not None and noise is not None and sampler == "DDIM CFG++" and uncond is not None:
                         try:        # judged like a deterministic sampler against Forge's own ddim_cfgpp (above)
                             row.update(reference_figures(ddim_cfgpp_reference(field, noise, steps), field, noise,
-                                                         "deterministic"), reference_error=None, same_noise=True)
+                                                         "deterministic", samples), reference_error=None,
+                                       same_noise=True)
                         except Exception as error:  # noqa: BLE001  (reported in the table)
                             row["reference_error"] = f"{type(error).__name__}: {error}"
                     row["seconds"] = round(time.time() - t0, 2)

@@ -13,7 +13,7 @@ field pairs, the network answering the negative prompt's rows with the uncond fi
 sampling_function / cfg_function combine them), on the same bar against the exact guided field.
 """
 import reforge_harness as harness  # noqa: E402
-from flow_test_support.practical import reference_failure
+from flow_test_support.practical import element_failure, reference_failure
 
 # Every row is judged: the references draw the pass's noise (k-diffusion's TorchHijack over the pass's
 # ImageRNG, Brownian trees on its seeds, and the global generator seeded the same for the samplers
@@ -89,6 +89,8 @@ def test_cfg_5_rows_meet_the_bar_with_the_negative_prompt_answered():
             failures.append(f"{key}: {row['negative_rows']} negative rows in {row['network_calls']} network calls")
         elif reference_failure(key, row):
             failures.append(reference_failure(key, row))
+        elif row["kind"] == "deterministic" and element_failure(key, row):
+            failures.append(element_failure(key, row))
     assert not failures, "\n".join(failures)
 
 
