@@ -42,7 +42,7 @@ def comfyui_practical_steps(repo=None, fields=None, steps=None, on_row=None, cfg
         if unknown:
             raise ValueError(f"{option} {unknown[0]!r} is not one ComfyUI lists (choose from {', '.join(known)})")
     kinds, rows = {}, []
-    for field in fields or practical.fields(cfg):
+    for field in fields or practical.practical_fields(cfg):
         for count in steps or practical.STEPS:
             rows += practical.compare(package, field, count, samplers, schedulers, kinds=kinds, on_row=on_row, cfg=cfg)
     return rows
@@ -92,7 +92,7 @@ def main():
     import comfy_practical_steps as practical
     import torch
     torch.set_num_threads(1)
-    names = practical.fields(args.cfg)
+    names = practical.practical_fields(args.cfg)
     unknown = [name for name in args.field or () if name not in names]
     if unknown:
         parser.error(f"--field {unknown[0]!r} is not a field at cfg {args.cfg:g} (choose from {', '.join(names)})")

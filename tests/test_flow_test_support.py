@@ -76,6 +76,8 @@ def test_the_practical_cfg_and_its_fields(monkeypatch):
     assert isinstance(f["two_modes"][2], oracles.GuidedField) and f["two_modes"][2].scale == 5.0
     f1 = practical.practical_fields(1.0)
     assert set(f1) == {"gaussian", "mixture"} and f1["mixture"][1] is None
+    assert set(practical.default_field_names(1.0)) <= set(f1) and set(practical.default_field_names(5.0)) <= set(f)
+    assert practical.default_field_names(5.0) == ["gaussian", "two_modes"]
 
 
 def test_cache_endpoint_solves_once_per_noise():

@@ -23,7 +23,6 @@ import torch
 
 from flow_test_support import models as test_models
 from flow_test_support.practical import practical_fields
-from model_sampling_flow import oracles, views
 
 import comfy_support as support
 
@@ -31,7 +30,8 @@ SHAPE = (1, 4, 8, 8)          # 256 draws per run; both sides of a comparison sh
 SEED = 1
 SHIFT = 3.0
 STEPS = (20, 28)
-FIELDS = {"gaussian": oracles.gaussian_field(0.5, 0.3), "mixture": oracles.mixture_field()}
+# the CFG-1 fields of the webui sweeps too: N(0.5, 0.3^2) and the two-component mixture
+FIELDS = {name: cond for name, (cond, _, _) in practical_fields(1.0).items()}
 RMSE_RATIO = 1.1
 RMSE_SLACK = 1e-3
 MOMENT_TOLERANCE = 0.01
@@ -39,14 +39,6 @@ MOMENT_TOLERANCE = 0.01
 # wrong on an exact VE/EPS model too (a ComfyUI bug; docs/comfyui.md has the measurement).
 EXCLUDED = {"lcm": "for consistency-distilled models only",
             "dpmpp_2s_ancestral_cfg_pp": "wrong on any model (ComfyUI reuses a stale uncond)"}
-
-
-def fields(cfg=1.0):
-    """name -> (cond, uncond, reference) of the sweep at `cfg`: FIELDS (uncond None, reference = the
-    field) at 1, the guided pairs with reference oracles.GuidedField(cond, uncond, cfg) above."""
-    if cfg == 1:
-        return {name: (field, None, field) for name, field in FIELDS.items()}
-    return practical_fields(cfg)
 
 
 def models(package, field, shift=SHIFT, uncond=None):
@@ -114,7 +106,7 @@ def _negative_rows(model):
 def compare(package, field_name, steps, samplers=None, schedulers=None, kinds=None, on_row=None, cfg=1.0):
     """Rows for every sampler x scheduler at CFG `cfg`: ours vs reference and whether the bar holds."""
     import comfy.samplers
-    cond, uncond, reference = fields(cfg)[field_name]
+    cond, uncond, reference = practical_fields(cfg)[field_name]
     ours, sd3 = models(package, cond, uncond=uncond)
     noise = _noise()
     exact = reference.endpoint(noise.double())

@@ -10,6 +10,11 @@ import os
 
 # Classifier-free guidance of the practical suites: FLOW_PRACTICAL_CFG (a number, default 1).
 CFG_VARIABLE = "FLOW_PRACTICAL_CFG"
+# An element this far from its reference's ended elsewhere (at CFG 5 on two modes: in the other mode).
+FAR_ELEMENT = 0.1
+# The CFG tier cases hold a deterministic row to its reference element by element as well: the error bar
+# is loose where the reference itself is far from the exact answer (the CFG++ samplers aim elsewhere).
+ELEMENT_DIFF_LIMIT = 1e-3
 
 
 def practical_cfg():
@@ -41,6 +46,12 @@ def practical_fields(cfg=1.0):
     from .guided import GUIDED_PAIRS
     return {name: (cond, uncond, oracles.GuidedField(cond, uncond, cfg))
             for name, (cond, uncond, _) in GUIDED_PAIRS.items()}
+
+
+def default_field_names(cfg):
+    """The fields a practical sweep runs unless FLOW_PRACTICAL_FIELDS names others: the Gaussian and the
+    mixture at cfg 1, the Gaussian and two-mode guided pairs above it."""
+    return ["gaussian", "mixture"] if cfg == 1 else ["gaussian", "two_modes"]
 
 
 def kdiffusion_kwargs(function, steps, sigmas, table, options, eta=1.0, noise_sampler=None):
@@ -93,8 +104,6 @@ def reference_figures(reference, field, noise, kind, samples=None):
     return figures
 
 
-FAR_ELEMENT = 0.1
-
 
 def reference_failure(key, row):
     """Why a measured row (`key`: its table key) misses the practical bar against its reference, or None:
@@ -127,10 +136,6 @@ def cache_endpoint(reference):
     return reference
 
 
-# The CFG tier cases hold a deterministic row to its reference element by element as well: the error bar
-# above is loose where the reference itself is far from the exact answer (the CFG++ samplers aim elsewhere).
-ELEMENT_DIFF_LIMIT = 1e-3
-
 
 def element_failure(key, row):
     """Why a deterministic row with `ref_diff` / `ref_far` (reference_figures with samples) is not the
@@ -141,4 +146,3 @@ def element_failure(key, row):
     if row["ref_diff"] > ELEMENT_DIFF_LIMIT or row["ref_far"]:
         return f"{key}: {row['ref_diff']:.2e} RMS from its reference, {row['ref_far']} elements > {FAR_ELEMENT}"
     return None
-

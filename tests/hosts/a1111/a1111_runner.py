@@ -665,7 +665,7 @@ def suite_practical(run):
     (FLOW_PRACTICAL_CFG, default 1), or the lists in FLOW_PRACTICAL_SAMPLERS / _SCHEDULERS / _STEPS /
     _FIELDS: practical_rows. Fields by default: "gaussian" and "mixture" at CFG 1, "gaussian" and
     "two_modes" above."""
-    from flow_test_support.practical import practical_cfg
+    from flow_test_support.practical import default_field_names, practical_cfg
     from modules import sd_schedulers
     cfg = practical_cfg()
     samplers = json.loads(os.environ["FLOW_PRACTICAL_SAMPLERS"]) if os.environ.get("FLOW_PRACTICAL_SAMPLERS") \
@@ -673,8 +673,8 @@ def suite_practical(run):
     schedulers = json.loads(os.environ["FLOW_PRACTICAL_SCHEDULERS"]) \
         if os.environ.get("FLOW_PRACTICAL_SCHEDULERS") else [s.label for s in sd_schedulers.schedulers]
     steps_list = json.loads(os.environ.get("FLOW_PRACTICAL_STEPS", "[20, 28]"))
-    default_fields = '["gaussian", "mixture"]' if cfg == 1 else '["gaussian", "two_modes"]'
-    field_names = json.loads(os.environ.get("FLOW_PRACTICAL_FIELDS", default_fields))
+    field_names = json.loads(os.environ["FLOW_PRACTICAL_FIELDS"]) if os.environ.get("FLOW_PRACTICAL_FIELDS") \
+        else default_field_names(cfg)
     return {"rows": practical_rows(run, cfg, samplers, schedulers, steps_list, field_names),
             "shift": PRACTICAL_SHIFT, "cfg": cfg}
 

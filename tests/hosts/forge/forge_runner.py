@@ -605,7 +605,8 @@ def suite_practical():
     the negative-prompt rows the network answered. FLOW_PRACTICAL_{SAMPLERS,SCHEDULERS,STEPS,FIELDS}
     (JSON lists) narrow it."""
     import torch
-    from flow_test_support.practical import cache_endpoint, practical_cfg, practical_fields, reference_figures
+    from flow_test_support.practical import (cache_endpoint, default_field_names, practical_cfg, practical_fields,
+                                             reference_figures)
     session, sd_model = setup()        # puts the extension (model_sampling_flow) on sys.path
     from flow_test_support.models import ExactVelocityNetwork, GuidedVelocityNetwork
     from modules import sd_samplers, sd_schedulers
@@ -625,8 +626,7 @@ def suite_practical():
     flow = ["On", PRACTICAL_SHIFT, "continuous", False, "ve"]
     rows = OUT.setdefault("rows", {})
     OUT["cfg"] = cfg
-    default_fields = ["gaussian", "mixture"] if cfg == 1 else ["gaussian", "two_modes"]
-    for field_name in _env_list("FLOW_PRACTICAL_FIELDS", default_fields):
+    for field_name in _env_list("FLOW_PRACTICAL_FIELDS", default_field_names(cfg)):
         cond, uncond, field = fields[field_name]
         if uncond is None:
             network = ExactVelocityNetwork(cond)

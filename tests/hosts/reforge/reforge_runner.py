@@ -785,12 +785,13 @@ def practical_reference(sd_model, sampler_name, scheduler, steps, field, view, s
             if guided is None:          # cfg 1: cond = uncond = the field
                 denoised = cond_denoised = uncond_denoised = self.function(field, x, sigma)
                 scale = 1.0
-            else:                       # ldm_patched's cfg_function: uncond + scale * (cond - uncond)
+            elif hooks:                 # ldm_patched's cfg_function: uncond + scale * (cond - uncond)
                 cond_denoised = self.function(guided.cond, x, sigma)
                 uncond_denoised = self.function(guided.uncond, x, sigma)
                 scale = guided.scale
-                denoised = uncond_denoised + scale * (cond_denoised - uncond_denoised) if hooks else \
-                    self.function(field, x, sigma)
+                denoised = uncond_denoised + scale * (cond_denoised - uncond_denoised)
+            else:                       # no hook reads the parts: the guided field itself
+                denoised = self.function(field, x, sigma)
             # the CFG++ samplers read the unconditional prediction through ldm_patched's post-CFG hook
             # (sampling_function's arguments)
             for hook in hooks:
@@ -854,7 +855,8 @@ def suite_practical():
     negative prompt's rows answered by the uncond field, judged against the exact guided field); the other
     FLOW_PRACTICAL_* narrow it. Each row records the negative-prompt rows the network answered."""
     import torch
-    from flow_test_support.practical import cache_endpoint, practical_cfg, practical_fields, reference_figures
+    from flow_test_support.practical import (cache_endpoint, default_field_names, practical_cfg, practical_fields,
+                                             reference_figures)
     from modules import sd_samplers, sd_schedulers
     from model_sampling_flow.settings import FlowSettings
     kinds = _sampler_kinds()
@@ -867,8 +869,8 @@ def suite_practical():
         else listed
     all_schedulers = [s.label for s in sd_schedulers.schedulers]
     steps_list = json.loads(os.environ.get("FLOW_PRACTICAL_STEPS", "[20, 28]"))
-    default_fields = '["gaussian", "mixture"]' if cfg == 1 else '["gaussian", "two_modes"]'
-    field_names = json.loads(os.environ.get("FLOW_PRACTICAL_FIELDS") or default_fields)
+    field_names = json.loads(os.environ["FLOW_PRACTICAL_FIELDS"]) if os.environ.get("FLOW_PRACTICAL_FIELDS") \
+        else default_field_names(cfg)
     rows = {}
     for field_name in field_names:
         cond, uncond, field = fields[field_name]
